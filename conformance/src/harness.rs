@@ -1,0 +1,186 @@
+//! How a backend plugs into the suite: a [`StoreFactory`] that makes fresh,
+//! isolated stores, and [`run`], which turns one rule into one `#[test]`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::{Bytes, ManualClock, Record, SessionId, SessionStore, StoreKey, Timestamp, async_trait};
+
+/// The environment variable that turns a missing server from a skip into a
+/// failure. `.ci/run` sets it to `1`.
+pub const REQUIRE_SERVICES_ENV: &str = "SESSIONS_REQUIRE_SERVICES";
+
+/// The server a factory needs is not reachable: tests skip loudly, or fail if
+/// [`REQUIRE_SERVICES_ENV`] is `1`.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a backend gives the suite.
+///
+/// ```
+/// use conformance::{StoreFactory, Unavailable};
+/// use session_core::{StoreKey, async_trait};
+/// use store_memory::MemoryStore;
+///
+/// struct Memory;
+///
+/// #[async_trait]
+/// impl StoreFactory for Memory {
+///     type Store = MemoryStore;
+///     fn name(&self) -> &'static str { "memory" }
+///     async fn make(&self) -> Result<MemoryStore, Unavailable> { Ok(MemoryStore::new()) }
+///     async fn corrupt(&self, store: &MemoryStore, key: &StoreKey) {
+///         store.overwrite_data_for_tests(key, vec![0xff, 0, 1].into());
+///     }
+/// }
+///
+/// // In tests/conformance.rs of the backend:
+/// // conformance::suite!(Memory);
+/// ```
+#[async_trait]
+pub trait StoreFactory: Send + Sync + 'static {
+    /// The store under test.
+    type Store: SessionStore;
+
+    /// A short name for messages, e.g. `"redis"`.
+    fn name(&self) -> &'static str;
+
+    /// A fresh, empty store isolated from every other store this factory
+    /// makes (its own key prefix, table, directory...), so tests run in
+    /// parallel. `Err(Unavailable)` if the server cannot be reached.
+    async fn make(&self) -> Result<Self::Store, Unavailable>;
+
+    /// Damages the stored record of `key` (which exists and is live) the way
+    /// this backend's storage can be damaged, so that reading it must give
+    /// `Error::Corrupt` from the store or from decoding its data.
+    async fn corrupt(&self, store: &Self::Store, key: &StoreKey);
+
+    /// Whether the server removes expired records by itself, so that
+    /// `delete_expired` may return 0 (Redis). Default `false`.
+    fn expires_by_itself(&self) -> bool {
+        false
+    }
+
+    /// Called when a test is done with a store (drop a table, a prefix...).
+    async fn dispose(&self, store: Self::Store) {
+        drop(store);
+    }
+}
+
+/// What every rule gets: the factory, a fresh store and a manual clock
+/// anchored at the real current time.
+pub struct Ctx<F: StoreFactory> {
+    /// The backend's factory.
+    pub factory: Arc<F>,
+    /// A fresh store made for this test.
+    pub store: Arc<F::Store>,
+    /// The test's clock; advance it by an hour or more so server TTLs never fire.
+    pub clock: Arc<ManualClock>,
+}
+
+/// One hour: the unit of time in the suite, long enough that no server-side
+/// TTL fires during a test run.
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+impl<F: StoreFactory> Ctx<F> {
+    /// The clock's current time.
+    pub fn now(&self) -> Timestamp {
+        session_core::Clock::now(&*self.clock)
+    }
+
+    /// A fresh random key.
+    pub fn key(&self) -> StoreKey {
+        fresh_key()
+    }
+
+    /// A record with a fresh key, created now, expiring after `ttl`.
+    pub fn record(&self, ttl: Duration) -> Record {
+        let now = self.now();
+        Record {
+            key: fresh_key(),
+            version: 1,
+            data: Bytes::from_static(b"\x01\x00"),
+            created_at: now,
+            expires_at: now + ttl,
+            owner: None,
+        }
+    }
+
+    /// Another fresh store from the same factory; dispose of it with
+    /// [`Ctx::dispose`].
+    pub async fn fresh_store(&self) -> F::Store {
+        match self.factory.make().await {
+            Ok(s) => s,
+            Err(e) => panic!("{}: could not make a second store: {e}", self.factory.name()),
+        }
+    }
+
+    /// Hands a store made by [`Ctx::fresh_store`] back to the factory.
+    pub async fn dispose(&self, store: F::Store) {
+        self.factory.dispose(store).await;
+    }
+}
+
+/// A random key, as a session id would produce.
+pub fn fresh_key() -> StoreKey {
+    match SessionId::generate() {
+        Ok(id) => id.store_key(),
+        Err(e) => panic!("the OS random source failed: {e}"),
+    }
+}
+
+/// Whether a missing server must fail the test run.
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Runs one rule against a fresh store of `factory` on a multi-thread tokio
+/// runtime. If the factory's server is unavailable, prints a loud skip
+/// message, or panics when [`services_required`].
+pub fn run<F, T, Fut>(factory: F, test: T)
+where
+    F: StoreFactory,
+    T: FnOnce(Arc<Ctx<F>>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built in a test process");
+    runtime.block_on(async move {
+        let factory = Arc::new(factory);
+        let store = match factory.make().await {
+            Ok(store) => store,
+            Err(e) if services_required() => {
+                panic!("{}: server unavailable and {REQUIRE_SERVICES_ENV}=1: {e}", factory.name())
+            }
+            Err(e) => {
+                eprintln!(
+                    "\n*** SKIPPED: {} server unavailable ({e}); set {REQUIRE_SERVICES_ENV}=1 to fail instead ***\n",
+                    factory.name()
+                );
+                return;
+            }
+        };
+        let ctx = Arc::new(Ctx {
+            factory: Arc::clone(&factory),
+            store: Arc::new(store),
+            clock: Arc::new(ManualClock::starting_now()),
+        });
+        test(Arc::clone(&ctx)).await;
+        // Dispose only when the test let go of every handle to the store.
+        if let Ok(ctx) = Arc::try_unwrap(ctx) {
+            if let Ok(store) = Arc::try_unwrap(ctx.store) {
+                factory.dispose(store).await;
+            }
+        }
+    });
+}

@@ -1,0 +1,184 @@
+//! The session data codec: the application's key/value map as bytes.
+//!
+//! Format: one byte naming the format version, then the body. Version 1's
+//! body is a postcard-encoded map from `String` to byte strings, each value
+//! itself postcard-encoded from the application's type. Storing values as
+//! separately encoded blobs means a typed [`SessionData::get`] decodes only
+//! the value it asks for, and unknown keys survive a round trip untouched.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// The format version this build writes.
+pub const FORMAT_V1: u8 = 1;
+
+/// The application's data in one session: string keys, typed values.
+///
+/// ```
+/// use session_core::SessionData;
+///
+/// let mut data = SessionData::new();
+/// data.insert("user_id", &42_u64)?;
+/// data.insert("cart", &vec!["apple".to_string()])?;
+///
+/// let bytes = data.encode();
+/// let back = SessionData::decode(&bytes)?;
+/// assert_eq!(back.get::<u64>("user_id")?, Some(42));
+/// assert_eq!(back.get::<Vec<String>>("cart")?.unwrap_or_default(), ["apple"]);
+///
+/// // Stored bytes of an unknown format are an error, never a panic.
+/// assert!(SessionData::decode(&[0xff, 1, 2]).is_err());
+/// # Ok::<(), session_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionData {
+    // BTreeMap: a deterministic encoding, so equal data gives equal bytes.
+    values: BTreeMap<String, Vec<u8>>,
+}
+
+impl SessionData {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    ///
+    /// Fails with [`Error::Corrupt`] only if `value`'s `Serialize`
+    /// implementation itself fails.
+    pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<String>, value: &T) -> Result<(), Error> {
+        let bytes = postcard::to_stdvec(value)
+            .map_err(|e| Error::Corrupt(format!("cannot encode a session value: {e}")))?;
+        self.values.insert(key.into(), bytes);
+        Ok(())
+    }
+
+    /// Reads the value under `key` as a `T`: `Ok(None)` if absent,
+    /// [`Error::Corrupt`] if the stored bytes are not a `T`.
+    ///
+    /// The format is not self-describing: reading a value as a different type
+    /// than it was written with is an error or a wrong value, never a panic.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some(bytes) => postcard::from_bytes(bytes)
+                .map(Some)
+                .map_err(|e| Error::Corrupt(format!("session value {key:?} does not decode as the requested type: {e}"))),
+        }
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.values.remove(key).is_some()
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    /// Encodes with the current format version.
+    pub fn encode(&self) -> Bytes {
+        let mut out = vec![FORMAT_V1];
+        // Writing a map of strings and byte vectors into a Vec cannot fail.
+        match postcard::to_extend(&self.values, out) {
+            Ok(v) => out = v,
+            Err(_) => unreachable!("postcard encoding of a String -> Vec<u8> map into a Vec cannot fail"),
+        }
+        Bytes::from(out)
+    }
+
+    /// Decodes bytes written by [`SessionData::encode`] of this or an earlier
+    /// format version. Empty input is an empty map (a store may hold a record
+    /// whose data was never written). Anything undecodable, an unknown format
+    /// version or trailing bytes give [`Error::Corrupt`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let Some((&format, body)) = bytes.split_first() else {
+            return Ok(Self::default());
+        };
+        if format != FORMAT_V1 {
+            return Err(Error::Corrupt(format!("unknown session data format version {format}")));
+        }
+        let (values, rest) = postcard::take_from_bytes::<BTreeMap<String, Vec<u8>>>(body)
+            .map_err(|e| Error::Corrupt(format!("session data does not decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Error::Corrupt(format!("{} trailing bytes after session data", rest.len())));
+        }
+        Ok(Self { values })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_every_value() {
+        let mut d = SessionData::new();
+        d.insert("a", &1u8).expect("encode");
+        d.insert("b", "text").expect("encode");
+        d.insert("c", &(1u64, -5i32, Some(2.5f64))).expect("encode");
+        let back = SessionData::decode(&d.encode()).expect("decode");
+        assert_eq!(back, d);
+        assert_eq!(back.get::<String>("b").expect("typed"), Some("text".to_owned()));
+        assert_eq!(back.get::<u8>("missing").expect("absent"), None);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let valid = {
+            let mut d = SessionData::new();
+            d.insert("key", &vec![1u32, 2, 3]).expect("encode");
+            d.encode()
+        };
+        // Every truncation and every single-byte flip decodes or errors.
+        for cut in 0..valid.len() {
+            let _ = SessionData::decode(&valid[..cut]);
+        }
+        for i in 0..valid.len() {
+            for bit in 0..8 {
+                let mut b = valid.to_vec();
+                b[i] ^= 1 << bit;
+                let _ = SessionData::decode(&b);
+            }
+        }
+        assert!(matches!(SessionData::decode(&[2]), Err(Error::Corrupt(_))));
+        assert!(matches!(SessionData::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Error::Corrupt(_))));
+        let mut trailing = valid.to_vec();
+        trailing.push(0);
+        assert!(matches!(SessionData::decode(&trailing), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_not_a_panic() {
+        let mut d = SessionData::new();
+        d.insert("s", "hi").expect("encode");
+        // "hi" is 3 bytes; four integers need at least 4.
+        assert!(matches!(d.get::<(u64, u64, u64, u64)>("s"), Err(Error::Corrupt(_))));
+    }
+}

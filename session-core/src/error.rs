@@ -1,0 +1,120 @@
+//! The one error type of the contract.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Everything that can go wrong with a session operation.
+///
+/// Messages name what failed and never include a session token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The text is not a well-formed session id (or store key). Raised before
+    /// any store call.
+    #[error("malformed session id")]
+    InvalidId,
+    /// No live session has this key (it never existed, expired or was deleted).
+    #[error("no live session with this key")]
+    NotFound,
+    /// A live session already has this key.
+    #[error("a live session already exists with this key")]
+    AlreadyExists,
+    /// Compare-and-swap failed: the stored version is `current`, not the one
+    /// the writer loaded. Reload and retry.
+    #[error("version conflict: the stored session is at version {current}")]
+    Conflict {
+        /// The version the store holds now.
+        current: u64,
+    },
+    /// The manager gave up on a read-modify-write after this many conflicts in
+    /// a row.
+    #[error("gave up after {attempts} attempts that all lost a version conflict")]
+    Contended {
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The encoded session data is larger than the configured limit. Nothing
+    /// was written.
+    #[error("session data is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Encoded size in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// Stored bytes could not be decoded: a damaged record, a foreign value
+    /// under a session key, or data written by an unknown format version.
+    #[error("corrupt session record: {0}")]
+    Corrupt(String),
+    /// The storage backend failed: connection, timeout, server error.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl Error {
+    /// A backend failure that may succeed if retried (connection lost,
+    /// timeout, server busy).
+    pub fn backend_transient(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Error::Backend(BackendError::new(source, true))
+    }
+
+    /// A backend failure that a retry will not fix (bad configuration,
+    /// permission denied, unsupported server).
+    pub fn backend_permanent(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Error::Backend(BackendError::new(source, false))
+    }
+
+    /// Whether retrying the same operation may succeed: true for transient
+    /// backend failures and for [`Error::Conflict`] after a reload.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Backend(e) => e.is_retryable(),
+            Error::Conflict { .. } | Error::Contended { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A failure of the storage backend, with its cause.
+pub struct BackendError {
+    source: Box<dyn StdError + Send + Sync>,
+    retryable: bool,
+}
+
+impl BackendError {
+    /// Wraps a backend's error; `retryable` says whether the same operation
+    /// may succeed if tried again.
+    pub fn new(source: impl Into<Box<dyn StdError + Send + Sync>>, retryable: bool) -> Self {
+        Self {
+            source: source.into(),
+            retryable,
+        }
+    }
+
+    /// Whether a retry may help.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl fmt::Debug for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendError")
+            .field("source", &self.source)
+            .field("retryable", &self.retryable)
+            .finish()
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.retryable { "transient" } else { "permanent" };
+        write!(f, "session store backend error ({kind}): {}", self.source)
+    }
+}
+
+impl StdError for BackendError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
