@@ -160,7 +160,10 @@ where
         let store = match factory.make().await {
             Ok(store) => store,
             Err(e) if services_required() => {
-                panic!("{}: server unavailable and {REQUIRE_SERVICES_ENV}=1: {e}", factory.name())
+                panic!(
+                    "{}: server unavailable and {REQUIRE_SERVICES_ENV}=1: {e}",
+                    factory.name()
+                )
             }
             Err(e) => {
                 eprintln!(
@@ -177,10 +180,10 @@ where
         });
         test(Arc::clone(&ctx)).await;
         // Dispose only when the test let go of every handle to the store.
-        if let Ok(ctx) = Arc::try_unwrap(ctx) {
-            if let Ok(store) = Arc::try_unwrap(ctx.store) {
-                factory.dispose(store).await;
-            }
+        if let Ok(ctx) = Arc::try_unwrap(ctx)
+            && let Ok(store) = Arc::try_unwrap(ctx.store)
+        {
+            factory.dispose(store).await;
         }
     });
 }

@@ -1,4 +1,113 @@
-//! placeholder while the suite is written
-#![allow(missing_docs)]
+//! # conformance: the session-store contract, executable
+//!
+//! Every [`SessionStore`](session_core::SessionStore) in this workspace runs
+//! this suite against a real server; a third-party backend runs it the same
+//! way to prove it behaves exactly like ours. It contains:
+//!
+//! - one example test per rule of the contract (DESIGN.md 3.1 to 3.5), named
+//!   after the rule ([`rules`], [`manager_rules`]);
+//! - a model-based test: random operation sequences with clock advances,
+//!   compared step by step with a pure [`Model`] of the contract
+//!   ([`state_machine`]);
+//! - bad-input tests: malformed ids, oversized data, corrupted stored bytes.
+//!
+//! It is not a benchmark and not a mock: give it a factory of real stores.
+//!
+//! ## Running it for a backend
+//!
+//! Implement [`StoreFactory`] (fresh isolated stores, a way to damage a
+//! stored record) and invoke [`suite!`] in an integration test file; every
+//! rule becomes an ordinary `#[test]`:
+//!
+//! ```
+//! use conformance::{StoreFactory, Unavailable};
+//! use session_core::{StoreKey, async_trait};
+//! use store_memory::MemoryStore;
+//!
+//! struct Memory;
+//!
+//! #[async_trait]
+//! impl StoreFactory for Memory {
+//!     type Store = MemoryStore;
+//!     fn name(&self) -> &'static str { "memory" }
+//!     async fn make(&self) -> Result<MemoryStore, Unavailable> { Ok(MemoryStore::new()) }
+//!     async fn corrupt(&self, store: &MemoryStore, key: &StoreKey) {
+//!         store.overwrite_data_for_tests(key, vec![0xff].into());
+//!     }
+//! }
+//!
+//! conformance::suite!(Memory);
+//! # fn main() {}
+//! ```
+//!
+//! A factory whose server is unreachable returns [`Unavailable`]: the test
+//! prints a loud skip message and passes, unless `SESSIONS_REQUIRE_SERVICES=1`
+//! (CI), where it fails. `SESSIONS_PROPTEST_CASES` changes the number of
+//! state-machine cases (default 256).
+
 mod harness;
-pub use harness::*;
+pub mod manager_rules;
+pub mod model;
+pub mod rules;
+pub mod state_machine;
+
+pub use harness::{Ctx, HOUR, REQUIRE_SERVICES_ENV, StoreFactory, Unavailable, fresh_key, run, services_required};
+pub use model::{Call, ErrorKind, Model, Op, Outcome};
+
+/// Expands to one `#[test]` per rule of the contract, each running against a
+/// fresh store from the factory expression (evaluated once per test).
+#[macro_export]
+macro_rules! suite {
+    ($factory:expr) => {
+        $crate::suite!(@tests $factory;
+            rules::create_then_load_returns_the_record_at_version_1,
+            rules::update_increments_the_version_by_exactly_one,
+            rules::update_with_a_stale_version_gives_conflict_with_the_current_version,
+            rules::touch_does_not_change_the_version,
+            rules::a_session_is_expired_exactly_at_expires_at,
+            rules::an_expired_session_is_absent_for_every_operation,
+            rules::create_over_an_expired_record_replaces_it,
+            rules::create_over_a_live_record_fails_and_changes_nothing,
+            rules::update_of_an_expired_session_gives_not_found_and_writes_nothing,
+            rules::update_of_a_deleted_session_gives_not_found,
+            rules::touch_extends_a_live_session,
+            rules::touch_never_shortens_a_session,
+            rules::touch_never_revives_an_expired_session,
+            rules::a_deleted_session_stays_deleted,
+            rules::rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key,
+            rules::rotate_of_a_session_that_is_not_live_gives_not_found,
+            rules::rotate_onto_a_live_key_gives_already_exists_and_changes_nothing,
+            rules::rotate_onto_an_expired_key_replaces_it,
+            rules::delete_returns_true_only_for_a_live_record,
+            rules::list_by_owner_lists_only_the_live_sessions_of_that_owner,
+            rules::the_owner_index_follows_expiry_rotation_owner_change_and_deletion,
+            rules::delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live_ones,
+            rules::owners_with_unusual_characters_are_kept_apart,
+            rules::delete_expired_removes_only_expired_records_and_respects_limit,
+            rules::delete_expired_never_removes_a_renewed_session,
+            rules::data_is_stored_as_opaque_bytes_of_any_size,
+            manager_rules::loading_an_unknown_id_never_creates_a_session,
+            manager_rules::the_idle_timeout_ends_an_inactive_session,
+            manager_rules::the_absolute_timeout_ends_an_active_session,
+            manager_rules::renewal_writes_only_when_the_threshold_is_crossed,
+            manager_rules::rotation_keeps_data_owner_and_the_absolute_deadline,
+            manager_rules::saving_a_stale_session_gives_conflict,
+            manager_rules::update_with_under_contention_loses_no_update,
+            manager_rules::an_owner_can_end_only_their_own_sessions,
+            manager_rules::malformed_ids_are_refused_before_any_store_call,
+            manager_rules::oversized_data_is_refused_and_nothing_is_written,
+            manager_rules::corrupted_stored_bytes_give_corrupt,
+            manager_rules::foreign_data_gives_corrupt_through_the_manager,
+            manager_rules::no_record_holds_the_raw_token,
+            state_machine::the_store_behaves_like_the_model_of_the_contract,
+        );
+    };
+    (@tests $factory:expr; $($module:ident :: $rule:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $rule() {
+                $crate::run($factory, $crate::$module::$rule);
+            }
+        )*
+    };
+}

@@ -52,8 +52,8 @@ impl SessionData {
     /// Fails with [`Error::Corrupt`] only if `value`'s `Serialize`
     /// implementation itself fails.
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<String>, value: &T) -> Result<(), Error> {
-        let bytes = postcard::to_stdvec(value)
-            .map_err(|e| Error::Corrupt(format!("cannot encode a session value: {e}")))?;
+        let bytes =
+            postcard::to_stdvec(value).map_err(|e| Error::Corrupt(format!("cannot encode a session value: {e}")))?;
         self.values.insert(key.into(), bytes);
         Ok(())
     }
@@ -66,9 +66,11 @@ impl SessionData {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         match self.values.get(key) {
             None => Ok(None),
-            Some(bytes) => postcard::from_bytes(bytes)
-                .map(Some)
-                .map_err(|e| Error::Corrupt(format!("session value {key:?} does not decode as the requested type: {e}"))),
+            Some(bytes) => postcard::from_bytes(bytes).map(Some).map_err(|e| {
+                Error::Corrupt(format!(
+                    "session value {key:?} does not decode as the requested type: {e}"
+                ))
+            }),
         }
     }
 
@@ -127,7 +129,10 @@ impl SessionData {
         let (values, rest) = postcard::take_from_bytes::<BTreeMap<String, Vec<u8>>>(body)
             .map_err(|e| Error::Corrupt(format!("session data does not decode: {e}")))?;
         if !rest.is_empty() {
-            return Err(Error::Corrupt(format!("{} trailing bytes after session data", rest.len())));
+            return Err(Error::Corrupt(format!(
+                "{} trailing bytes after session data",
+                rest.len()
+            )));
         }
         Ok(Self { values })
     }
@@ -168,7 +173,10 @@ mod tests {
             }
         }
         assert!(matches!(SessionData::decode(&[2]), Err(Error::Corrupt(_))));
-        assert!(matches!(SessionData::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            SessionData::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(Error::Corrupt(_))
+        ));
         let mut trailing = valid.to_vec();
         trailing.push(0);
         assert!(matches!(SessionData::decode(&trailing), Err(Error::Corrupt(_))));

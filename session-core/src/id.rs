@@ -245,7 +245,10 @@ mod tests {
             format!("{}é", &text[..41]),
             " ".repeat(43),
         ] {
-            assert!(matches!(SessionId::parse(&bad), Err(Error::InvalidId)), "{bad:?} was accepted");
+            assert!(
+                matches!(SessionId::parse(&bad), Err(Error::InvalidId)),
+                "{bad:?} was accepted"
+            );
         }
         // The 43rd character carries 2 padding bits that must be zero.
         let mut noncanonical = text[..42].to_owned();

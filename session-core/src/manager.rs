@@ -185,7 +185,9 @@ impl<S: SessionStore + ?Sized> Clone for SessionManager<S> {
 
 impl<S: SessionStore + ?Sized> std::fmt::Debug for SessionManager<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionManager").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SessionManager")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 

@@ -99,10 +99,10 @@ impl Shard {
     /// if the shard is full.
     pub(crate) fn insert(&mut self, key: StoreKey, entry: Entry) {
         self.remove(&key);
-        if self.records.len() >= self.capacity {
-            if let Some(&(_, victim)) = self.by_expiry.first() {
-                self.remove(&victim);
-            }
+        if self.records.len() >= self.capacity
+            && let Some(&(_, victim)) = self.by_expiry.first()
+        {
+            self.remove(&victim);
         }
         self.by_expiry.insert((entry.expires_at, key));
         if let Some(owner) = &entry.owner {
@@ -130,12 +130,12 @@ impl Shard {
     }
 
     fn set_expiry(&mut self, key: &StoreKey, expires_at: Timestamp) {
-        if let Some(entry) = self.records.get_mut(key) {
-            if entry.expires_at != expires_at {
-                self.by_expiry.remove(&(entry.expires_at, *key));
-                self.by_expiry.insert((expires_at, *key));
-                entry.expires_at = expires_at;
-            }
+        if let Some(entry) = self.records.get_mut(key)
+            && entry.expires_at != expires_at
+        {
+            self.by_expiry.remove(&(entry.expires_at, *key));
+            self.by_expiry.insert((expires_at, *key));
+            entry.expires_at = expires_at;
         }
     }
 
@@ -197,7 +197,9 @@ impl Shard {
         if new_shard.live(new_key, now).is_some() {
             return Err(Error::AlreadyExists);
         }
-        let mut entry = self.remove(old_key).expect("the record was just found live in this shard");
+        let mut entry = self
+            .remove(old_key)
+            .expect("the record was just found live in this shard");
         entry.version = 1;
         Ok(entry)
     }
