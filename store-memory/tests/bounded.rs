@@ -1,0 +1,118 @@
+//! The memory store's own promise beyond the contract: it is bounded, and it
+//! evicts the soonest-expiring record (an expired one first) when full.
+
+use std::time::Duration;
+
+use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp};
+use store_memory::MemoryStore;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn record(n: u32, now: Timestamp, ttl: Duration) -> Record {
+    let mut key = [0u8; 32];
+    key[..4].copy_from_slice(&n.to_be_bytes());
+    key[31] = 1;
+    Record {
+        key: StoreKey::from_bytes(key),
+        version: 1,
+        data: Bytes::from_static(b"x"),
+        created_at: now,
+        expires_at: now + ttl,
+        owner: Some(format!("owner-{}", n % 3)),
+    }
+}
+
+#[tokio::test]
+async fn the_store_never_holds_more_than_max_sessions() {
+    let store = MemoryStore::builder().max_sessions(100).build();
+    let now = Timestamp::now();
+    for n in 0..1000 {
+        store.create(record(n, now, HOUR), now).await.expect("create");
+        assert!(store.len() <= 100, "holds {} records", store.len());
+    }
+    assert_eq!(store.len(), 100);
+}
+
+#[tokio::test]
+async fn a_full_store_evicts_expired_records_before_live_ones() {
+    let store = MemoryStore::builder().max_sessions(10).build();
+    let now = Timestamp::now();
+    // Five that will have expired, five long-lived.
+    for n in 0..5 {
+        store.create(record(n, now, HOUR), now).await.expect("create");
+    }
+    for n in 5..10 {
+        store.create(record(n, now, 10 * HOUR), now).await.expect("create");
+    }
+    let later = now + 2 * HOUR;
+    for n in 10..15 {
+        store.create(record(n, later, HOUR), later).await.expect("create");
+    }
+    assert_eq!(store.len(), 10);
+    for n in 5..15 {
+        let r = record(n, now, HOUR);
+        assert!(store.load(&r.key, later).await.expect("load").is_some(), "live record {n} was evicted");
+    }
+}
+
+#[tokio::test]
+async fn when_all_are_live_the_soonest_to_expire_goes_first() {
+    let store = MemoryStore::builder().max_sessions(3).build();
+    let now = Timestamp::now();
+    store.create(record(0, now, 3 * HOUR), now).await.expect("create");
+    store.create(record(1, now, HOUR), now).await.expect("create");
+    store.create(record(2, now, 2 * HOUR), now).await.expect("create");
+    store.create(record(3, now, 4 * HOUR), now).await.expect("create");
+    let gone = record(1, now, HOUR).key;
+    assert!(store.load(&gone, now).await.expect("load").is_none());
+    // The owner index forgot it too.
+    let owners = store.list_by_owner("owner-1", now).await.expect("list");
+    assert!(owners.iter().all(|s| s.key != gone));
+    assert_eq!(store.len(), 3);
+}
+
+#[tokio::test]
+async fn the_indexes_stay_consistent_through_every_operation() {
+    // Owner changes, renewals and rotations, then a sweep and delete_by_owner
+    // must leave nothing behind.
+    let store = MemoryStore::builder().max_sessions(1000).build();
+    let now = Timestamp::now();
+    let mut keys = Vec::new();
+    for n in 0..50 {
+        let r = record(n, now, HOUR);
+        store.create(r.clone(), now).await.expect("create");
+        keys.push(r.key);
+    }
+    for (i, k) in keys.clone().iter().enumerate() {
+        match i % 4 {
+            0 => {
+                let u = session_core::Update {
+                    expected_version: 1,
+                    data: Bytes::from_static(b"y"),
+                    expires_at: now + 3 * HOUR,
+                    owner: Some("owner-0".into()),
+                };
+                store.update(k, u, now).await.expect("update");
+            }
+            1 => assert!(store.touch(k, now + 3 * HOUR, now).await.expect("touch")),
+            2 => {
+                let mut new = *k.as_bytes();
+                new[30] = 9;
+                let new = StoreKey::from_bytes(new);
+                store.rotate(k, &new, now).await.expect("rotate");
+                keys[i] = new;
+            }
+            _ => {}
+        }
+    }
+    let later = now + 2 * HOUR;
+    let swept = store.delete_expired(later, usize::MAX).await.expect("sweep");
+    let live = store.len();
+    assert_eq!(swept as usize + live, 50);
+    let mut ended = 0;
+    for o in 0..3 {
+        ended += store.delete_by_owner(&format!("owner-{o}"), later).await.expect("delete_by_owner");
+    }
+    assert_eq!(ended as usize, live);
+    assert!(store.is_empty());
+}
