@@ -257,6 +257,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
             owner: owner.clone(),
         };
         self.store.create(record, now).await?;
+        tracing::debug!(key = %key.short(), "session created");
         Ok(Session {
             id,
             key,
@@ -296,6 +297,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
                 // Deleted or rotated away between the load and the touch.
                 return Ok(None);
             }
+            tracing::trace!(key = %key.short(), "session renewed");
             expires_at = renewed;
         }
         Ok(Some(Session {
@@ -353,10 +355,13 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
             let out = f(session.data_mut())?;
             match self.save(&mut session).await {
                 Ok(()) => return Ok(out),
-                Err(Error::Conflict { .. }) => continue,
+                Err(Error::Conflict { current }) => {
+                    tracing::debug!(key = %session.key.short(), current, "update_with lost a version race; retrying");
+                }
                 Err(e) => return Err(e),
             }
         }
+        tracing::warn!(key = %id.store_key().short(), attempts, "update_with gave up under contention");
         Err(Error::Contended { attempts })
     }
 
@@ -373,6 +378,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         let new_id = SessionId::generate()?;
         let new_key = new_id.store_key();
         self.store.rotate(&session.key, &new_key, self.clock.now()).await?;
+        tracing::debug!(old = %session.key.short(), new = %new_key.short(), "session rotated");
         session.id = new_id;
         session.key = new_key;
         session.version = 1;
