@@ -6,7 +6,8 @@
 //!
 //! | feature | store | for |
 //! |---|---|---|
-//! | `memory` (default) | [`MemoryStore`] | one process, tests |
+//! | `memory` (default) | `MemoryStore` | one process, tests |
+//! | `redis` | `RedisStore` | several processes sharing sessions; Redis persistence decides durability |
 //!
 //! Everything of [`session_core`] is re-exported here: use
 //! [`SessionManager`] in the application, [`SessionStore`] to write or wrap a
@@ -33,3 +34,6 @@ pub use session_core::*;
 
 #[cfg(feature = "memory")]
 pub use store_memory::{MemoryStore, MemoryStoreBuilder};
+
+#[cfg(feature = "redis")]
+pub use store_redis::{RedisStore, RedisStoreBuilder};

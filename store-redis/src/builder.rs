@@ -1,0 +1,144 @@
+//! [`RedisStoreBuilder`]: the URL, key prefix, timeouts and reconnect policy.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use session_core::Error;
+
+use crate::RedisStore;
+use crate::keys::KeyLayout;
+use crate::reply;
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "session:";
+
+/// Default time to wait for a reply. redis-rs 1.x would use 500 ms, which a
+/// busy server or a large `delete_by_owner` can exceed; a session lookup that
+/// takes longer than a second is better reported than waited for.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Default time to wait for one connection attempt.
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Default number of reconnect attempts after the first one fails, before the
+/// waiting operations fail.
+pub const DEFAULT_RECONNECT_RETRIES: usize = 2;
+
+/// First delay between reconnect attempts; it doubles (with jitter) per
+/// attempt, up to [`MAX_RECONNECT_DELAY`].
+const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
+
+/// Longest delay between two reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// Configures and connects a [`RedisStore`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use store_redis::RedisStore;
+///
+/// # async fn example() -> Result<(), session_core::Error> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .prefix("myapp:session:")
+///     .response_timeout(Duration::from_millis(250))
+///     .build()
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    response_timeout: Duration,
+    connection_timeout: Duration,
+    reconnect_retries: usize,
+    ttl_grace: Duration,
+}
+
+impl RedisStoreBuilder {
+    pub(crate) fn new(url: String) -> Self {
+        Self {
+            url,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            reconnect_retries: DEFAULT_RECONNECT_RETRIES,
+            ttl_grace: Duration::ZERO,
+        }
+    }
+
+    /// The prefix of every key this store writes (default
+    /// [`DEFAULT_PREFIX`]). Several applications, or several stores, share
+    /// one Redis by using distinct prefixes. It must not contain `{` or `}`
+    /// (they would break the hash tags): [`build`](Self::build) rejects it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for the reply to one command before the operation
+    /// fails with a transient [`Error::Backend`]. Default
+    /// [`DEFAULT_RESPONSE_TIMEOUT`]. The operation may still have taken
+    /// effect on the server: after a timeout, a write's outcome is unknown.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for one connection attempt (at start and on every
+    /// reconnect). Default [`DEFAULT_CONNECTION_TIMEOUT`].
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How many times to retry connecting after a failed attempt, with a
+    /// backoff from 50 ms doubling up to 500 ms, before the operations
+    /// waiting for the connection fail. Default [`DEFAULT_RECONNECT_RETRIES`].
+    /// The next operation after such a failure starts a new round.
+    ///
+    /// While the server is unreachable an operation therefore fails after at
+    /// most about `(retries + 1) × connection_timeout` plus the backoff; when
+    /// connected, after at most `response_timeout`.
+    pub fn reconnect_retries(mut self, retries: usize) -> Self {
+        self.reconnect_retries = retries;
+        self
+    }
+
+    /// Extra time the server keeps a record after its `expires_at` (default
+    /// zero). Liveness is always judged by the caller's `now`, so this never
+    /// makes a session live longer; it only keeps a Redis whose clock runs
+    /// ahead of the application's from removing a record that is still live
+    /// by the application's clock.
+    pub fn ttl_grace(mut self, grace: Duration) -> Self {
+        self.ttl_grace = grace;
+        self
+    }
+
+    /// Connects and returns the store.
+    ///
+    /// Errors: a permanent [`Error::Backend`] for a malformed URL or prefix;
+    /// a transient one if the server cannot be reached.
+    pub async fn build(self) -> Result<RedisStore, Error> {
+        let keys = KeyLayout::new(self.prefix)?;
+        // The URL may hold a password: report what is wrong, not the URL.
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| Error::backend_permanent(format!("invalid Redis URL: {}", e.category())))?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_number_of_retries(self.reconnect_retries)
+            .set_min_delay(MIN_RECONNECT_DELAY)
+            .set_max_delay(MAX_RECONNECT_DELAY);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(reply::error)?;
+        Ok(RedisStore {
+            connection,
+            keys,
+            grace_ms: i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX),
+            response_timeout: self.response_timeout,
+        })
+    }
+}

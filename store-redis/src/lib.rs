@@ -1,0 +1,344 @@
+//! # store-redis: sessions in Redis, one atomic script per operation
+//!
+//! [`RedisStore`] implements the [`SessionStore`] contract on Redis. Pick it
+//! when several application processes must share sessions and a fast
+//! in-memory server is at hand; pick `store-postgres` when sessions must be
+//! as durable as the rest of your data, `store-memory` for one process.
+//!
+//! ## Guarantees
+//!
+//! - **Atomic, linearizable, one round trip.** Every operation is one Lua
+//!   script sent with EVALSHA (the script is loaded again only when the
+//!   server answers NOSCRIPT, for example after a restart). Redis runs a
+//!   script to completion before serving anything else, so each operation
+//!   takes effect at one instant. Scripts validate everything they will touch
+//!   before their first write, because Redis does not roll back a script
+//!   that fails half way. [`delete_expired`](SessionStore::delete_expired)
+//!   sends nothing and returns 0: the server expires records by itself.
+//! - **Liveness by the caller's clock.** A record is live iff
+//!   `now < expires_at`, with `now` the argument of the operation; the
+//!   server's clock never decides it. Every record carries a server TTL
+//!   (`PEXPIREAT`) at `expires_at` plus an optional
+//!   [grace](RedisStoreBuilder::ttl_grace), never earlier, so Redis removes
+//!   what is expired and nothing that is live (given clocks in sync within
+//!   the grace). `touch` only ever moves the TTL later.
+//! - **Owner index that stays small.** Each owner has a sorted set of session
+//!   keys scored by `expires_at`. Reads check every entry against its record
+//!   (expired or moved entries are skipped); writes drop entries whose record
+//!   the server has already expired, and give the set a TTL at its
+//!   longest-lived entry, so an index never outgrows its owner's sessions.
+//! - **Bad bytes are errors.** A key holding something other than a session
+//!   hash (`WRONGTYPE` territory), a missing field or a malformed number gives
+//!   [`Error::Corrupt`], and the operation writes nothing. Only `delete` and
+//!   `delete_by_owner` go ahead: ending a session must work even when its
+//!   record is damaged, so they remove it and do not count it as live. Lost
+//!   connections and timeouts give a transient [`Error::Backend`]; nothing
+//!   panics.
+//! - **Reconnects by itself.** The store holds a redis-rs
+//!   `ConnectionManager`: one multiplexed connection shared by all clones of
+//!   the store, replaced in the background when it breaks. The operation that
+//!   meets the broken connection fails (its outcome is unknown if it was a
+//!   write); later ones use the new connection. Timeouts are
+//!   [configurable](RedisStoreBuilder).
+//!
+//! ## What survives a Redis restart
+//!
+//! Exactly what Redis persisted. With AOF (`appendonly yes`,
+//! `appendfsync everysec`) at most about a second of writes is lost; with RDB
+//! snapshots only, everything since the last snapshot; with persistence off
+//! (`save ""`, `appendonly no`), every session is gone and all users are
+//! logged out. Nothing is ever corrupted or resurrected by a restart: a
+//! restored record carries its absolute `PEXPIREAT`, and liveness is still
+//! judged by `expires_at`. The scripts reload themselves after a restart.
+//! The application needs no restart either: the same store reconnects.
+//!
+//! ## Scaling out, and what changes for Redis Cluster
+//!
+//! On one Redis server (optionally with replicas for failover) a store runs
+//! at close to the server's raw round-trip rate. Replication is asynchronous:
+//! a failover may lose the last writes, as it would for any Redis data.
+//!
+//! Keys are laid out for Redis Cluster already (see [`RedisStore::session_key`]
+//! and [`RedisStore::owner_index_key`]): `<prefix>{<hex store key>}` and
+//! `<prefix>owner:{<owner>}`. The braces are hash tags, so each session is in
+//! the slot of its own key (sessions spread over the cluster) and each owner
+//! index in the slot of its owner. This version talks to one server only. On
+//! Cluster, a script may touch only keys of one slot that it receives in
+//! `KEYS`, which changes three things:
+//!
+//! 1. `load`, `touch`, and `create`/`update`/`delete` of a session without an
+//!    owner touch one key: they stay one atomic script.
+//! 2. The owner index lives in another slot than the sessions it lists, so
+//!    maintaining it becomes a separate step after the record's script (the
+//!    record script returns the old owner so the client can fix both
+//!    indexes), and `list_by_owner`/`delete_by_owner` read the index, then
+//!    each record by its own script. The index is already treated as a hint
+//!    here (every entry is checked against its record), so a missing step
+//!    only leaves an entry that later reads skip and later writes trim;
+//!    `delete_by_owner` is then per session rather than one instant.
+//! 3. `rotate` moves a record between two slots. It needs either a two-step
+//!    protocol (write the new key only if absent, then delete the old one
+//!    only if its version is unchanged, undoing the first step otherwise) or
+//!    a hash tag per *store* (`<prefix>{}` for all keys: one slot, atomic
+//!    everything, no spreading). The choice is left to the Cluster issue.
+//!
+//! Redis 7.0 or newer is required (tested with 7.0.15): older servers do
+//! not pass a script's own error codes through, so damaged records would
+//! surface as backend errors instead of [`Error::Corrupt`].
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use session_core::{Record, SessionId, SessionStore, Timestamp};
+//! use store_redis::RedisStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session_core::Error> {
+//! let store = RedisStore::builder("redis://127.0.0.1:6379")
+//!     .prefix("myapp:session:")
+//!     .build()
+//!     .await?;
+//! let now = Timestamp::now();
+//! let key = SessionId::generate()?.store_key();
+//! store
+//!     .create(
+//!         Record {
+//!             key,
+//!             version: 1,
+//!             data: Default::default(),
+//!             created_at: now,
+//!             expires_at: now + Duration::from_secs(1800),
+//!             owner: Some("user-42".into()),
+//!         },
+//!         now,
+//!     )
+//!     .await?;
+//! assert!(store.load(&key, now).await?.is_some());
+//! assert_eq!(store.list_by_owner("user-42", now).await?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod builder;
+mod keys;
+mod reply;
+mod scripts;
+
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::ConnectionManager;
+use redis::{Script, ScriptInvocation};
+use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
+
+pub use builder::{
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT, RedisStoreBuilder,
+};
+
+use keys::KeyLayout;
+use scripts::SCRIPTS;
+
+/// A session store on Redis. Cheap to clone: clones share one connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    // Multiplexed: concurrent operations are pipelined on one socket, which
+    // is how Redis is fastest; it reconnects by itself when the socket dies.
+    connection: ConnectionManager,
+    keys: KeyLayout,
+    // Passed to the scripts as a decimal string; see ttl_grace.
+    grace_ms: i64,
+    response_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the connection: its URL may hold a password.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix())
+            .field("grace_ms", &self.grace_ms)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// A builder for the server at `url` (`redis://[user:password@]host:port[/db]`,
+    /// or `rediss://` with TLS support compiled into redis-rs).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url.into())
+    }
+
+    /// Connects to `url` with the default prefix and timeouts.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, Error> {
+        Self::builder(url).build().await
+    }
+
+    /// The prefix of every key of this store.
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// The Redis key of the session hash of `key`, for operators and tests.
+    /// Its fields are `version`, `data`, `created_at`, `expires_at` (decimal
+    /// milliseconds) and `owner` (absent when none).
+    pub fn session_key(&self, key: &StoreKey) -> String {
+        self.keys.session(key)
+    }
+
+    /// The Redis key of the owner index of `owner`: a sorted set of hex store
+    /// keys scored by their `expires_at`.
+    pub fn owner_index_key(&self, owner: &str) -> String {
+        self.keys.owner_index(owner)
+    }
+
+    /// The configured response timeout.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// An invocation of `script` with the arguments every script starts with:
+    /// the key prefix and the TTL grace.
+    fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.keys.prefix()).arg(self.grace_ms);
+        invocation
+    }
+
+    /// Runs a script: EVALSHA, and SCRIPT LOAD + EVALSHA only after NOSCRIPT.
+    async fn run(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, Error> {
+        // A clone of the manager is a handle to the same connection.
+        let mut connection = self.connection.clone();
+        invocation
+            .invoke_async::<Value>(&mut connection)
+            .await
+            .map_err(reply::error)
+    }
+
+    /// The server TTL instant for a record expiring at `expires_at`.
+    fn ttl_at(&self, expires_at: Timestamp) -> i64 {
+        expires_at.as_millis().saturating_add(self.grace_ms)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
+        let mut inv = self.invocation(&SCRIPTS.create);
+        inv.key(self.keys.session(&record.key))
+            .arg(record.key.to_hex())
+            .arg(now.as_millis())
+            .arg(record.data.as_ref())
+            .arg(record.created_at.as_millis())
+            .arg(record.expires_at.as_millis())
+            .arg(self.ttl_at(record.expires_at));
+        if let Some(owner) = &record.owner {
+            inv.arg(owner.as_str());
+        }
+        match reply::int(&self.run(&inv).await?)? {
+            1 => Ok(()),
+            0 => Err(Error::AlreadyExists),
+            n => Err(Error::Corrupt(format!("create returned {n}"))),
+        }
+    }
+
+    async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
+        let mut inv = self.invocation(&SCRIPTS.load);
+        inv.key(self.keys.session(key)).arg(now.as_millis());
+        let value = self.run(&inv).await?;
+        let Some(items) = reply::array("a record", &value)? else {
+            return Ok(None);
+        };
+        let f = reply::fields(items)?;
+        Ok(Some(Record {
+            key: *key,
+            version: f.version,
+            data: f.data,
+            created_at: f.created_at,
+            expires_at: f.expires_at,
+            owner: f.owner,
+        }))
+    }
+
+    async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
+        let mut inv = self.invocation(&SCRIPTS.update);
+        inv.key(self.keys.session(key))
+            .arg(key.to_hex())
+            .arg(now.as_millis())
+            .arg(update.expected_version)
+            .arg(update.data.as_ref())
+            .arg(update.expires_at.as_millis())
+            .arg(self.ttl_at(update.expires_at));
+        if let Some(owner) = &update.owner {
+            inv.arg(owner.as_str());
+        }
+        let value = self.run(&inv).await?;
+        let items = reply::array("an update result", &value)?.unwrap_or_default();
+        match (reply::status(items)?, items.get(1)) {
+            ("ok", Some(v)) => reply::version(v),
+            ("conflict", Some(v)) => Err(Error::Conflict {
+                current: reply::version(v)?,
+            }),
+            ("notfound", None) => Err(Error::NotFound),
+            (other, _) => Err(Error::Corrupt(format!("update returned the status {other:?}"))),
+        }
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
+        let mut inv = self.invocation(&SCRIPTS.touch);
+        inv.key(self.keys.session(key))
+            .arg(key.to_hex())
+            .arg(now.as_millis())
+            .arg(expires_at.as_millis())
+            .arg(self.ttl_at(expires_at));
+        match reply::int(&self.run(&inv).await?)? {
+            1 => Ok(true),
+            0 => Ok(false),
+            n => Err(Error::Corrupt(format!("touch returned {n}"))),
+        }
+    }
+
+    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+        let mut inv = self.invocation(&SCRIPTS.rotate);
+        inv.key(self.keys.session(old_key))
+            .key(self.keys.session(new_key))
+            .arg(old_key.to_hex())
+            .arg(new_key.to_hex())
+            .arg(now.as_millis());
+        match reply::int(&self.run(&inv).await?)? {
+            0 => Ok(()),
+            1 => Err(Error::NotFound),
+            2 => Err(Error::AlreadyExists),
+            n => Err(Error::Corrupt(format!("rotate returned {n}"))),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        let mut inv = self.invocation(&SCRIPTS.delete);
+        inv.key(self.keys.session(key)).arg(key.to_hex()).arg(now.as_millis());
+        match reply::int(&self.run(&inv).await?)? {
+            1 => Ok(true),
+            0 => Ok(false),
+            n => Err(Error::Corrupt(format!("delete returned {n}"))),
+        }
+    }
+
+    async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
+        let mut inv = self.invocation(&SCRIPTS.list_by_owner);
+        inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
+        reply::owned_sessions(&self.run(&inv).await?)
+    }
+
+    async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
+        let mut inv = self.invocation(&SCRIPTS.delete_by_owner);
+        inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
+        let n = reply::int(&self.run(&inv).await?)?;
+        u64::try_from(n).map_err(|_| Error::Corrupt(format!("delete_by_owner returned {n}")))
+    }
+
+    /// Returns 0 without a round trip: Redis removes every record at its
+    /// `PEXPIREAT` by itself, and expired records are already invisible.
+    async fn delete_expired(&self, _now: Timestamp, _limit: usize) -> Result<u64, Error> {
+        Ok(0)
+    }
+}

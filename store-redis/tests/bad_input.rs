@@ -1,0 +1,298 @@
+//! Damaged or foreign values under the store's keys give `Error::Corrupt`,
+//! never a panic, and the failing operation writes nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use session_core::{Bytes, Error, Record, SessionStore, StoreKey, Timestamp, Update};
+use store_redis::RedisStore;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn record(key: StoreKey, now: Timestamp, owner: Option<&str>) -> Record {
+    Record {
+        key,
+        version: 1,
+        data: Bytes::from_static(b"\x01data"),
+        created_at: now,
+        expires_at: now + HOUR,
+        owner: owner.map(str::to_owned),
+    }
+}
+
+fn update(expected_version: u64, now: Timestamp) -> Update {
+    Update {
+        expected_version,
+        data: Bytes::from_static(b"\x01new"),
+        expires_at: now + HOUR,
+        owner: None,
+    }
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) {
+    assert!(
+        matches!(result, Err(Error::Corrupt(_))),
+        "{what}: expected Error::Corrupt, got {result:?}"
+    );
+}
+
+/// Every operation on `key` that reads the record gives `Corrupt`.
+async fn every_operation_is_corrupt(store: &RedisStore, key: StoreKey, now: Timestamp) {
+    let other = conformance::fresh_key();
+    assert_corrupt("load", store.load(&key, now).await);
+    assert_corrupt("create", store.create(record(key, now, None), now).await);
+    assert_corrupt("update", store.update(&key, update(1, now), now).await);
+    assert_corrupt("touch", store.touch(&key, now + HOUR * 2, now).await);
+    assert_corrupt("rotate from it", store.rotate(&key, &other, now).await);
+    // Rotating onto it needs a live source first.
+    store
+        .create(record(other, now, None), now)
+        .await
+        .expect("create the source");
+    assert_corrupt("rotate onto it", store.rotate(&other, &key, now).await);
+    assert!(store.load(&other, now).await.expect("source untouched").is_some());
+}
+
+async fn cleanup(store: &RedisStore) {
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holding_a_string_is_corrupt() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let key = conformance::fresh_key();
+    let _: () = conn.set(store.session_key(&key), "not a session").await.expect("SET");
+
+    every_operation_is_corrupt(&store, key, now).await;
+    // Nothing was written over the foreign value.
+    let kept: String = conn.get(store.session_key(&key)).await.expect("GET");
+    assert_eq!(kept, "not a session");
+    // Ending the session needs no decoding: delete removes it, not counted
+    // as a live session.
+    assert!(!store.delete(&key, now).await.expect("delete"));
+    assert!(!conn.exists::<_, bool>(store.session_key(&key)).await.expect("EXISTS"));
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_fields_are_corrupt() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let damages: [(&str, Option<&str>); 8] = [
+        ("version", Some("garbage")),
+        ("version", Some("0")),
+        ("version", Some("-3")),
+        ("version", None),
+        ("data", None),
+        ("created_at", Some("yesterday")),
+        ("expires_at", Some("1e12")),
+        ("expires_at", Some("99999999999999999999999")),
+    ];
+    let mut kept = Vec::new();
+    for (i, (field, value)) in damages.into_iter().enumerate() {
+        let key = conformance::fresh_key();
+        store.create(record(key, now, Some("dora")), now).await.expect("create");
+        let redis_key = store.session_key(&key);
+        let _: () = match value {
+            Some(v) => conn.hset(&redis_key, field, v).await.expect("HSET"),
+            None => conn.hdel(&redis_key, field).await.expect("HDEL"),
+        };
+        let before: Vec<(String, Vec<u8>)> = conn.hgetall(&redis_key).await.expect("HGETALL");
+
+        every_operation_is_corrupt(&store, key, now).await;
+
+        let after: Vec<(String, Vec<u8>)> = conn.hgetall(&redis_key).await.expect("HGETALL");
+        assert_eq!(
+            before, after,
+            "{field} = {value:?}: a failed operation wrote to the record"
+        );
+        assert_corrupt("list_by_owner", store.list_by_owner("dora", now).await);
+
+        // A damaged session can still be ended, alone or with its owner's.
+        if i % 2 == 0 {
+            assert!(!store.delete(&key, now).await.expect("delete"));
+            assert!(!conn.exists::<_, bool>(&redis_key).await.expect("EXISTS"));
+        } else {
+            kept.push(redis_key);
+        }
+    }
+    assert_eq!(store.delete_by_owner("dora", now).await.expect("delete_by_owner"), 0);
+    for redis_key in kept {
+        assert!(
+            !conn.exists::<_, bool>(&redis_key).await.expect("EXISTS"),
+            "delete_by_owner left a damaged session"
+        );
+    }
+    assert!(
+        !conn
+            .exists::<_, bool>(store.owner_index_key("dora"))
+            .await
+            .expect("EXISTS")
+    );
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_index_holding_a_string_is_corrupt_and_nothing_is_written() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let _: () = conn.set(store.owner_index_key("mallory"), "junk").await.expect("SET");
+
+    assert_corrupt("list_by_owner", store.list_by_owner("mallory", now).await);
+    assert_corrupt("delete_by_owner", store.delete_by_owner("mallory", now).await);
+    let key = conformance::fresh_key();
+    assert_corrupt("create", store.create(record(key, now, Some("mallory")), now).await);
+    assert_eq!(
+        store.load(&key, now).await.expect("load"),
+        None,
+        "create wrote half a session"
+    );
+
+    // A session moving into that owner fails whole, too.
+    store.create(record(key, now, None), now).await.expect("create");
+    let mut moving = update(1, now);
+    moving.owner = Some("mallory".into());
+    assert_corrupt("update", store.update(&key, moving, now).await);
+    let loaded = store.load(&key, now).await.expect("load").expect("live");
+    assert_eq!((loaded.version, loaded.owner), (1, None));
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let key = conformance::fresh_key();
+    store.create(record(key, now, Some("eve")), now).await.expect("create");
+    let index = store.owner_index_key("eve");
+    // An entry pointing nowhere is skipped.
+    let far = (now + HOUR).as_millis();
+    let _: () = conn.zadd(&index, "not-a-key", far).await.expect("ZADD");
+    let listed = store.list_by_owner("eve", now).await.expect("list");
+    assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![key]);
+
+    // An entry pointing at a session whose key is not a store key is corrupt.
+    let _: () = conn.zadd(&index, "zz", far).await.expect("ZADD");
+    let mut fake = conn
+        .hgetall::<_, Vec<(String, Vec<u8>)>>(store.session_key(&key))
+        .await
+        .expect("HGETALL");
+    fake.retain(|(f, _)| f != "version");
+    fake.push(("version".into(), b"1".to_vec()));
+    let _: () = conn
+        .hset_multiple(format!("{}{{zz}}", store.prefix()), &fake)
+        .await
+        .expect("HSET");
+    assert_corrupt("list_by_owner", store.list_by_owner("eve", now).await);
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_beyond_double_precision_stay_exact() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let key = conformance::fresh_key();
+    store.create(record(key, now, Some("big")), now).await.expect("create");
+
+    // 2^53 + 1 is not a double: a script doing float arithmetic would say 2^53.
+    let _: () = conn
+        .hset(store.session_key(&key), "version", "9007199254740993")
+        .await
+        .expect("HSET");
+    let mut u = update(9_007_199_254_740_993, now);
+    u.owner = Some("big".into());
+    assert_eq!(
+        store.update(&key, u.clone(), now).await.expect("update"),
+        9_007_199_254_740_994
+    );
+    assert!(matches!(
+        store.update(&key, u, now).await,
+        Err(Error::Conflict {
+            current: 9_007_199_254_740_994
+        })
+    ));
+
+    // Expiry at the end of time, and liveness one millisecond before it.
+    assert!(store.touch(&key, Timestamp::MAX, now).await.expect("touch"));
+    let almost = Timestamp::from_millis(i64::MAX - 1);
+    let loaded = store
+        .load(&key, almost)
+        .await
+        .expect("load")
+        .expect("live just before MAX");
+    assert_eq!(loaded.expires_at, Timestamp::MAX);
+    assert_eq!(store.load(&key, Timestamp::MAX).await.expect("load"), None);
+    assert_eq!(store.list_by_owner("big", almost).await.expect("list").len(), 1);
+
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_instants_compare_as_numbers() {
+    // A century of grace keeps the server from dropping records that expired
+    // before 1970 by its clock, so liveness is decided by the scripts alone.
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    let Some(store) = support::shared_store_with(|b| b.ttl_grace(century)).await else {
+        return;
+    };
+    let key = conformance::fresh_key();
+    let mut r = record(key, Timestamp::from_millis(-5_000), None);
+    r.expires_at = Timestamp::from_millis(-10);
+    store.create(r, Timestamp::from_millis(-20)).await.expect("create");
+    for (now, live) in [
+        (-100, true),
+        (-11, true),
+        (-10, false),
+        (-9, false),
+        (0, false),
+        (5, false),
+    ] {
+        let loaded = store.load(&key, Timestamp::from_millis(now)).await.expect("load");
+        assert_eq!(loaded.is_some(), live, "at {now}");
+    }
+    assert!(
+        store
+            .touch(&key, Timestamp::from_millis(-2), Timestamp::from_millis(-11))
+            .await
+            .expect("touch")
+    );
+    let loaded = store
+        .load(&key, Timestamp::from_millis(-3))
+        .await
+        .expect("load")
+        .expect("renewed");
+    assert_eq!(loaded.expires_at, Timestamp::from_millis(-2));
+    assert_eq!(loaded.created_at, Timestamp::from_millis(-5_000));
+    // Touch never shortens, whatever the signs.
+    assert!(
+        store
+            .touch(&key, Timestamp::from_millis(-50), Timestamp::from_millis(-60))
+            .await
+            .expect("touch")
+    );
+    let loaded = store
+        .load(&key, Timestamp::from_millis(-3))
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(loaded.expires_at, Timestamp::from_millis(-2));
+    cleanup(&store).await;
+}

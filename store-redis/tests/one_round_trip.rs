@@ -1,0 +1,306 @@
+//! Every operation costs one round trip: for each operation the server
+//! executes exactly one EVALSHA sent by a client, and nothing else.
+//!
+//! Two witnesses, both from the server: `INFO commandstats` (its EVALSHA
+//! counter grows by one) and `MONITOR`, which lists every command a client
+//! sent in execution order, marking the ones a script ran (`[0 lua]`), so
+//! the commands of one operation are exactly those between two markers.
+//! Commandstats alone cannot tell a client's HMGET from a script's.
+//!
+//! Runs on a private `redis-server`, so no other test's traffic is counted.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp, Update};
+use store_redis::RedisStore;
+use support::PrivateServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The server's view of the commands clients send.
+struct Witness {
+    stats: MultiplexedConnection,
+    monitor: Lines<BufReader<OwnedReadHalf>>,
+    // Keeps the MONITOR connection open.
+    _monitor_writer: tokio::net::tcp::OwnedWriteHalf,
+    marker: u64,
+}
+
+impl Witness {
+    async fn new(server: &PrivateServer) -> Self {
+        let stats = support::raw_connection(&server.url()).await;
+        let stream = TcpStream::connect(server.url().trim_start_matches("redis://"))
+            .await
+            .expect("the private server accepts connections");
+        let (read, mut write) = stream.into_split();
+        write.write_all(b"MONITOR\r\n").await.expect("send MONITOR");
+        let mut monitor = BufReader::new(read).lines();
+        let ok = monitor.next_line().await.expect("MONITOR reply");
+        assert_eq!(ok.as_deref(), Some("+OK"));
+        Self {
+            stats,
+            monitor,
+            _monitor_writer: write,
+            marker: 0,
+        }
+    }
+
+    async fn echo(&mut self, text: &str) {
+        let _: String = redis::cmd("ECHO")
+            .arg(text)
+            .query_async(&mut self.stats)
+            .await
+            .expect("ECHO");
+    }
+
+    /// The EVALSHA calls counted by `INFO commandstats`.
+    async fn evalsha_calls(&mut self) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.stats)
+            .await
+            .expect("INFO works");
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_evalsha:"))
+            .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+            .map_or(0, |calls| calls.parse().expect("calls is a number"))
+    }
+
+    /// Runs `op`; returns the commands clients sent meanwhile (name → count,
+    /// commands run by scripts excluded), after checking commandstats agrees
+    /// on the EVALSHA count.
+    async fn commands_of(&mut self, op: impl Future<Output = ()>) -> BTreeMap<String, u64> {
+        self.marker += 1;
+        let (begin, end) = (format!("begin-{}", self.marker), format!("end-{}", self.marker));
+        let evalsha_before = self.evalsha_calls().await;
+        self.echo(&begin).await;
+        op.await;
+        self.echo(&end).await;
+        let evalsha_after = self.evalsha_calls().await;
+
+        let mut commands = BTreeMap::new();
+        let mut inside = false;
+        let read = async {
+            while let Some(line) = self.monitor.next_line().await.expect("MONITOR stream") {
+                // +<time> [<db> <client address or "lua">] "NAME" "arg"...
+                let Some((source, command)) = line.split_once("] ") else {
+                    continue;
+                };
+                if command == format!("\"ECHO\" \"{begin}\"") {
+                    inside = true;
+                } else if command == format!("\"ECHO\" \"{end}\"") {
+                    return;
+                } else if inside && !source.ends_with(" lua") {
+                    let name = command.split('"').nth(1).unwrap_or_default().to_lowercase();
+                    *commands.entry(name).or_insert(0) += 1;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("MONITOR shows the end marker");
+        assert_eq!(
+            commands.get("evalsha").copied().unwrap_or(0),
+            evalsha_after - evalsha_before,
+            "MONITOR and INFO commandstats disagree"
+        );
+        commands
+    }
+}
+
+fn record(key: StoreKey, now: Timestamp, owner: Option<&str>) -> Record {
+    Record {
+        key,
+        version: 1,
+        data: Bytes::from_static(b"\x01payload"),
+        created_at: now,
+        expires_at: now + HOUR,
+        owner: owner.map(str::to_owned),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_exactly_one_evalsha() {
+    let Some(server) = PrivateServer::start() else { return };
+    let store = RedisStore::builder(server.url())
+        .build()
+        .await
+        .expect("the private server is up");
+    let mut witness = Witness::new(&server).await;
+    let now = Timestamp::now();
+    let (a, b, c) = (
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+    );
+
+    // Load every script once: the first call of each is EVALSHA, NOSCRIPT,
+    // SCRIPT LOAD, EVALSHA. From then on the server has them cached.
+    let warm = conformance::fresh_key();
+    store
+        .create(record(warm, now, Some("warm")), now)
+        .await
+        .expect("create");
+    store.load(&warm, now).await.expect("load");
+    store
+        .update(
+            &warm,
+            Update {
+                expected_version: 1,
+                data: Bytes::new(),
+                expires_at: now + HOUR,
+                owner: Some("warm".into()),
+            },
+            now,
+        )
+        .await
+        .expect("update");
+    store.touch(&warm, now + HOUR * 2, now).await.expect("touch");
+    let warm2 = conformance::fresh_key();
+    store.rotate(&warm, &warm2, now).await.expect("rotate");
+    store.list_by_owner("warm", now).await.expect("list");
+    store.delete(&warm2, now).await.expect("delete");
+    store.delete_by_owner("warm", now).await.expect("delete_by_owner");
+
+    let check = |name: &str, delta: BTreeMap<String, u64>| {
+        assert_eq!(
+            delta,
+            BTreeMap::from([("evalsha".to_owned(), 1)]),
+            "{name} must be one EVALSHA and nothing else"
+        );
+    };
+
+    let d = witness
+        .commands_of(async {
+            store.create(record(a, now, Some("alice")), now).await.expect("create");
+        })
+        .await;
+    check("create", d);
+
+    let d = witness
+        .commands_of(async {
+            store.create(record(b, now, None), now).await.expect("create");
+        })
+        .await;
+    check("create without owner", d);
+
+    let d = witness
+        .commands_of(async {
+            assert!(store.load(&a, now).await.expect("load").is_some());
+        })
+        .await;
+    check("load", d);
+
+    let d = witness
+        .commands_of(async {
+            let update = Update {
+                expected_version: 1,
+                data: Bytes::from_static(b"\x01new"),
+                expires_at: now + HOUR,
+                owner: Some("bob".into()),
+            };
+            assert_eq!(store.update(&a, update, now).await.expect("update"), 2);
+        })
+        .await;
+    check("update", d);
+
+    let d = witness
+        .commands_of(async {
+            assert!(store.touch(&a, now + HOUR * 3, now).await.expect("touch"));
+        })
+        .await;
+    check("touch", d);
+
+    let d = witness
+        .commands_of(async {
+            store.rotate(&a, &c, now).await.expect("rotate");
+        })
+        .await;
+    check("rotate", d);
+
+    let d = witness
+        .commands_of(async {
+            assert_eq!(store.list_by_owner("bob", now).await.expect("list").len(), 1);
+        })
+        .await;
+    check("list_by_owner", d);
+
+    let d = witness
+        .commands_of(async {
+            assert!(store.delete(&b, now).await.expect("delete"));
+        })
+        .await;
+    check("delete", d);
+
+    let d = witness
+        .commands_of(async {
+            assert_eq!(store.delete_by_owner("bob", now).await.expect("delete_by_owner"), 1);
+        })
+        .await;
+    check("delete_by_owner", d);
+
+    // Errors cost one round trip too.
+    let d = witness
+        .commands_of(async {
+            assert!(store.create(record(c, now, None), now).await.is_ok());
+        })
+        .await;
+    check("create", d);
+    let d = witness
+        .commands_of(async {
+            let err = store.create(record(c, now, None), now).await;
+            assert!(matches!(err, Err(session_core::Error::AlreadyExists)), "{err:?}");
+        })
+        .await;
+    check("create of a taken key", d);
+
+    // The server expires records by itself: the sweep sends nothing.
+    let d = witness
+        .commands_of(async {
+            assert_eq!(store.delete_expired(now + HOUR * 10, 100).await.expect("sweep"), 0);
+        })
+        .await;
+    assert!(d.is_empty(), "delete_expired must send nothing, sent {d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_reload_themselves_after_the_server_forgets_them() {
+    let Some(server) = PrivateServer::start() else { return };
+    let store = RedisStore::builder(server.url())
+        .build()
+        .await
+        .expect("the private server is up");
+    let mut witness = Witness::new(&server).await;
+    let now = Timestamp::now();
+    let key = conformance::fresh_key();
+    store.create(record(key, now, None), now).await.expect("create");
+
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut witness.stats)
+        .await
+        .expect("SCRIPT FLUSH");
+    let d = witness
+        .commands_of(async {
+            assert!(store.load(&key, now).await.expect("load after SCRIPT FLUSH").is_some());
+        })
+        .await;
+    // EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA: only on this rare path.
+    assert_eq!(d.get("evalsha"), Some(&2), "{d:?}");
+    assert_eq!(d.get("script"), Some(&1), "{d:?}");
+    assert_eq!(d.len(), 2, "{d:?}");
+
+    let d = witness
+        .commands_of(async {
+            assert!(store.load(&key, now).await.expect("load").is_some());
+        })
+        .await;
+    assert_eq!(d, BTreeMap::from([("evalsha".to_owned(), 1)]));
+}

@@ -1,0 +1,158 @@
+//! The owner index never grows without bound: it holds one entry per session
+//! the server still has, and expires with its longest-lived session.
+
+mod support;
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp, Update};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn record(key: StoreKey, created_at: Timestamp, expires_at: Timestamp, owner: &str) -> Record {
+    Record {
+        key,
+        version: 1,
+        data: Bytes::from_static(b"\x01data"),
+        created_at,
+        expires_at,
+        owner: Some(owner.to_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_index_drops_entries_the_server_has_expired() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let index = store.owner_index_key("carol");
+    let real_now = Timestamp::now();
+
+    let fresh = conformance::fresh_key();
+    let expires_at = real_now + HOUR;
+    store
+        .create(record(fresh, real_now, expires_at, "carol"), real_now)
+        .await
+        .expect("create");
+
+    // A caller whose clock is three hours behind writes a session that is
+    // live by its clock and long expired by the server's: the server drops
+    // the record at once, and the write trims its index entry.
+    let late_clock = real_now - HOUR * 3;
+    let stale = conformance::fresh_key();
+    store
+        .create(record(stale, late_clock, real_now - HOUR * 2, "carol"), late_clock)
+        .await
+        .expect("create");
+    let members: Vec<String> = conn.zrange(&index, 0, -1).await.expect("ZRANGE");
+    assert_eq!(members, vec![fresh.to_hex()]);
+
+    // The index expires with its longest-lived session.
+    let index_expiry: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&index)
+        .query_async(&mut conn)
+        .await
+        .expect("PEXPIRETIME");
+    assert_eq!(index_expiry, expires_at.as_millis());
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_index_follows_every_write() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let dave = store.owner_index_key("dave");
+    let erin = store.owner_index_key("erin");
+    let (a, b, c) = (
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+    );
+    store
+        .create(record(a, now, now + HOUR, "dave"), now)
+        .await
+        .expect("create");
+    store
+        .create(record(b, now, now + HOUR * 5, "dave"), now)
+        .await
+        .expect("create");
+    let expiry = async |conn: &mut redis::aio::MultiplexedConnection, key: &str| -> i64 {
+        redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .expect("PEXPIRETIME")
+    };
+    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 5).as_millis());
+
+    // Deleting the longest-lived session shortens the index's TTL.
+    assert!(store.delete(&b, now).await.expect("delete"));
+    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR).as_millis());
+
+    // Touch moves the score and the TTL.
+    assert!(store.touch(&a, now + HOUR * 2, now).await.expect("touch"));
+    assert_eq!(
+        conn.zscore::<_, _, f64>(&dave, a.to_hex()).await.expect("ZSCORE") as i64,
+        (now + HOUR * 2).as_millis()
+    );
+    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
+
+    // Rotate renames the entry.
+    store.rotate(&a, &c, now).await.expect("rotate");
+    let members: Vec<String> = conn.zrange(&dave, 0, -1).await.expect("ZRANGE");
+    assert_eq!(members, vec![c.to_hex()]);
+
+    // Moving the last session to another owner removes the old index.
+    let moved = Update {
+        expected_version: 1,
+        data: Bytes::new(),
+        expires_at: now + HOUR,
+        owner: Some("erin".into()),
+    };
+    store.update(&c, moved, now).await.expect("update");
+    assert!(!conn.exists::<_, bool>(&dave).await.expect("EXISTS"));
+    assert_eq!(store.list_by_owner("erin", now).await.expect("list").len(), 1);
+    assert!(store.list_by_owner("dave", now).await.expect("list").is_empty());
+
+    // Ending all of erin's sessions removes her index.
+    assert_eq!(store.delete_by_owner("erin", now).await.expect("delete_by_owner"), 1);
+    assert!(!conn.exists::<_, bool>(&erin).await.expect("EXISTS"));
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_carries_a_server_ttl_at_its_expiry() {
+    let Some(store) = support::shared_store_with(|b| b.ttl_grace(Duration::from_secs(60))).await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let (a, b) = (conformance::fresh_key(), conformance::fresh_key());
+    store
+        .create(record(a, now, now + HOUR, "frank"), now)
+        .await
+        .expect("create");
+    let ttl_of = async |conn: &mut redis::aio::MultiplexedConnection, key: &StoreKey| -> i64 {
+        redis::cmd("PEXPIRETIME")
+            .arg(store.session_key(key))
+            .query_async(conn)
+            .await
+            .expect("PEXPIRETIME")
+    };
+    let grace = 60_000;
+    assert_eq!(ttl_of(&mut conn, &a).await, (now + HOUR).as_millis() + grace);
+    // Touch never shortens the server TTL either.
+    assert!(store.touch(&a, now + HOUR / 2, now).await.expect("touch"));
+    assert_eq!(ttl_of(&mut conn, &a).await, (now + HOUR).as_millis() + grace);
+    assert!(store.touch(&a, now + HOUR * 2, now).await.expect("touch"));
+    assert_eq!(ttl_of(&mut conn, &a).await, (now + HOUR * 2).as_millis() + grace);
+    // Rotate carries it over exactly.
+    store.rotate(&a, &b, now).await.expect("rotate");
+    assert_eq!(ttl_of(&mut conn, &b).await, (now + HOUR * 2).as_millis() + grace);
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
