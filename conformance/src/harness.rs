@@ -159,7 +159,7 @@ pub fn run<F, T, Fut>(factory: F, test: T)
 where
     F: StoreFactory,
     T: FnOnce(Arc<Ctx<F>>) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -186,12 +186,21 @@ where
             store: Arc::new(store),
             clock: Arc::new(ManualClock::starting_now()),
         });
-        test(Arc::clone(&ctx)).await;
-        // Dispose only when the test let go of every handle to the store.
+        // On its own task, so that a failing rule (a panic) still lets the
+        // store be disposed of (a table dropped, a prefix deleted) before the
+        // failure is reported.
+        let outcome = tokio::spawn(test(Arc::clone(&ctx))).await;
+        // Dispose only when nothing holds the store any more.
         if let Ok(ctx) = Arc::try_unwrap(ctx)
             && let Ok(store) = Arc::try_unwrap(ctx.store)
         {
             factory.dispose(store).await;
+        }
+        if let Err(e) = outcome {
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("{}: the test task was cancelled: {e}", factory.name()),
+            }
         }
     });
 }

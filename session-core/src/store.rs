@@ -80,13 +80,18 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Removes the record under `key`, live or expired. Returns `true` iff a
     /// record live at `now` was removed.
+    ///
+    /// A record too damaged to decode is removed too (a user must always be
+    /// able to log out) and counts as not live unless its expiry can still be
+    /// read.
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error>;
 
     /// The sessions of `owner` that are live at `now`, in no particular order.
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error>;
 
     /// Ends every session of `owner`; returns how many of them were live at
-    /// `now`. Expired records of the owner may be removed too (not counted).
+    /// `now`. Expired records of the owner may be removed too (not counted),
+    /// and so may damaged ones, as for [`delete`](SessionStore::delete).
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error>;
 
     /// Physical sweep: removes up to `limit` records that are expired at

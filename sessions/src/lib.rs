@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `memory` (default) | `MemoryStore` | one process, tests |
 //! | `redis` | `RedisStore` | several processes sharing sessions; Redis persistence decides durability |
+//! | `postgres` | `PostgresStore` | sessions in the application's PostgreSQL, durable by default |
 //!
 //! Everything of [`session_core`] is re-exported here: use
 //! [`SessionManager`] in the application, [`SessionStore`] to write or wrap a
@@ -37,3 +38,6 @@ pub use store_memory::{MemoryStore, MemoryStoreBuilder};
 
 #[cfg(feature = "redis")]
 pub use store_redis::{RedisStore, RedisStoreBuilder};
+
+#[cfg(feature = "postgres")]
+pub use store_postgres::{PostgresStore, PostgresStoreBuilder};

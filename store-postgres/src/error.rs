@@ -1,0 +1,175 @@
+//! How PostgreSQL and sqlx failures become the contract's [`Error`].
+//!
+//! Every failure of the server or the connection is an [`Error::Backend`]
+//! whose source is a [`PostgresError`] naming the operation and the table;
+//! [`Error::is_retryable`] tells whether trying again may help. Bytes that
+//! cannot be read back as a record are [`Error::Corrupt`]. Messages never
+//! contain a session key or data.
+
+use std::time::Duration;
+
+use session_core::Error;
+
+/// A configuration the store refuses, before any connection is made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A schema or table name is not a plain lowercase identifier.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        /// `"schema"` or `"table"`.
+        what: &'static str,
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The database URL could not be parsed.
+    #[error("invalid PostgreSQL URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// No URL or connect options were given.
+    #[error("no PostgreSQL URL or connect options were given")]
+    MissingUrl,
+    /// `max_connections` was 0.
+    #[error("max_connections must be at least 1")]
+    NoConnections,
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::backend_permanent(e)
+    }
+}
+
+/// A failure of the PostgreSQL server or of the connection to it: the source
+/// of every [`Error::Backend`] this crate returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The server canceled the statement because it ran longer than the
+    /// configured statement timeout (for example while waiting for a lock).
+    #[error(
+        "PostgreSQL session store: `{op}` on table {table} exceeded the statement timeout of {} ms and was canceled by the server",
+        timeout.as_millis()
+    )]
+    StatementTimeout {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// The configured timeout.
+        timeout: Duration,
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A statement failed (server error, lost connection...).
+    #[error("PostgreSQL session store: `{op}` on table {table} failed: {source}")]
+    Statement {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Every connection stayed busy for the whole acquire timeout.
+    #[error("PostgreSQL session store: no connection became free within {} ms", .0.as_millis())]
+    AcquireTimeout(Duration),
+    /// Opening a new connection failed.
+    #[error("PostgreSQL session store: could not connect: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Opening a new connection took longer than the acquire timeout.
+    #[error("PostgreSQL session store: connecting took longer than {} ms", .0.as_millis())]
+    ConnectTimeout(Duration),
+    /// A migration failed; it was rolled back.
+    #[error("PostgreSQL session store: migration {version} ({description}) of table {table} failed: {source}")]
+    Migration {
+        /// The migration's version.
+        version: i64,
+        /// What the migration does.
+        description: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The store was closed with [`PostgresStore::close`](crate::PostgresStore::close).
+    #[error("PostgreSQL session store: the store was closed")]
+    Closed,
+}
+
+impl PostgresError {
+    /// Whether this is a statement canceled by the statement timeout.
+    pub fn is_statement_timeout(&self) -> bool {
+        matches!(self, PostgresError::StatementTimeout { .. })
+    }
+}
+
+/// Whether a failed statement may succeed if tried again.
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs after which a retry may help: lost connections, serialization
+/// failures and deadlocks, exhausted resources, cancellations and timeouts,
+/// shutdowns and restarts, lock timeouts, I/O errors.
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("40")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || code.starts_with("58")
+        || code == "55P03"
+}
+
+/// Whether a failed statement leaves its connection unusable, so that the
+/// pool must not hand it out again. A server-side error (a constraint, a
+/// timeout) is followed by ReadyForQuery and leaves the connection clean;
+/// anything else (I/O, protocol, a fatal shutdown) does not.
+pub(crate) fn breaks_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::TypeNotFound { .. } => false,
+        _ => true,
+    }
+}
+
+/// Whether the server canceled the statement (statement timeout; this store
+/// never sends cancel requests of its own).
+pub(crate) fn is_query_canceled(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
+
+/// Wraps a backend failure with the retry hint the contract asks for.
+pub(crate) fn backend(source: PostgresError, transient: bool) -> Error {
+    if transient {
+        Error::backend_transient(source)
+    } else {
+        Error::backend_permanent(source)
+    }
+}
+
+/// Whether the server aborted the statement's transaction before anything of
+/// it was applied, as a deadlock victim or for a serialization failure: the
+/// same statement may then be sent again.
+pub(crate) fn is_aborted_without_effect(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}

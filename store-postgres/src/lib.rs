@@ -1,0 +1,530 @@
+//! # store-postgres: sessions in PostgreSQL
+//!
+//! [`PostgresStore`] implements the [`SessionStore`] contract on PostgreSQL
+//! through sqlx. Pick it when your application already runs PostgreSQL and
+//! sessions must survive restarts and be shared by every instance of the
+//! application, without adding Redis to the stack. Pick `store-redis` for the
+//! lowest latency at high request rates, `store-memory` for one process.
+//!
+//! ## Guarantees
+//!
+//! - **One statement, one round trip per operation.** Every operation of the
+//!   contract is a single SQL statement (with CTEs where it must read and
+//!   write), sent as one extended-protocol exchange. It is therefore atomic
+//!   (PostgreSQL runs it as its own transaction) and costs one round trip
+//!   once its statement is prepared on the connection (the first use of each
+//!   statement on a new connection costs one more, to prepare it). The
+//!   store's pool never pings: see [`Pool`](#connections) below. The crate's
+//!   tests count the server's ReadyForQuery messages to prove it.
+//! - **Linearizable.** Each statement locks the row it decides on and
+//!   decides on the newest committed version of it, so two `update`s that
+//!   expect the same version cannot both win (the loser gets
+//!   [`Error::Conflict`] with the version it lost to), and a `touch` racing a
+//!   `delete` or `rotate` never revives anything. `list_by_owner` reads one
+//!   snapshot. `delete_by_owner` briefly holds back writes to the table (not
+//!   reads) while it deletes, so a session rotated or created for the owner
+//!   at the same moment is either deleted or created after it, never missed.
+//! - **Liveness by the caller's clock.** A row is live iff the caller's
+//!   `now` is before its `expires_at` (milliseconds). The database clock is
+//!   never read, so application servers and the database may disagree on the
+//!   time without breaking the contract.
+//! - **Durability.** By default a write returns after its commit is on disk:
+//!   acknowledged sessions survive a crash or restart of the server.
+//!   [`PostgresStoreBuilder::synchronous_commit`]`(false)` trades the last
+//!   fraction of a second of writes on a server *crash* for faster commits;
+//!   it is off by default.
+//! - **Expired rows** are invisible at once and removed by
+//!   [`delete_expired`](SessionStore::delete_expired), which you call
+//!   periodically (for example every minute, with a limit of a few thousand):
+//!   PostgreSQL has no TTL of its own. The sweep walks the `expires_at`
+//!   index, oldest first, skips rows locked by a concurrent renewal and
+//!   re-checks expiry under the row lock, so a renewed session survives it.
+//! - **Scaling out.** Every application instance talks to the same primary.
+//!   Reads are not sent to replicas (a replica's lag would break
+//!   linearizability).
+//! - **Bad rows** (a key that is not 32 bytes, a version below 1, an
+//!   unexpected column type) give [`Error::Corrupt`]; server and connection
+//!   failures give [`Error::Backend`], transient where a retry may help
+//!   ([`Error::is_retryable`]). Nothing panics on any input.
+//!
+//! ## Schema and migrations
+//!
+//! One table, by default `public.sessions` (both names configurable, strictly
+//! validated: see [`PostgresStoreBuilder::table`]):
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `key` | `bytea` primary key | SHA-256 of the session id, never the token |
+//! | `version` | `bigint` | 1 after create and rotate, +1 per update |
+//! | `data` | `bytea` | the application's encoded data |
+//! | `created_at`, `expires_at` | `bigint` | milliseconds since the Unix epoch |
+//! | `owner` | `text`, nullable | the owner index |
+//!
+//! with an index on `(expires_at)` for sweeps and a partial index on
+//! `(owner, expires_at) WHERE owner IS NOT NULL` for the owner queries. The
+//! schema is created by migrations embedded in the crate, recorded per table
+//! in `<table>_migrations` and run by [`PostgresStore::migrate`] (or by
+//! [`PostgresStoreBuilder::migrate_on_connect`]). Migrating is idempotent and
+//! safe when several instances start at once.
+//!
+//! ## Connections
+//!
+//! The store keeps its own small pool of `PgConnection`s (at most
+//! [`max_connections`](PostgresStoreBuilder::max_connections)) instead of a
+//! sqlx `PgPool`, because sqlx 0.9 pings every pooled connection when it is
+//! given back, and by default when it is handed out: three round trips per
+//! operation instead of one. A connection is reused only if its last
+//! operation ended cleanly; after a connection breaks (server restart,
+//! failover, `pg_terminate_backend`), the operations in flight fail with a
+//! transient [`Error::Backend`], every older connection is retired, and the
+//! next operations open fresh ones: the store serves again by itself, without
+//! being rebuilt. As with any networked store, an operation that failed this
+//! way may or may not have been applied.
+//!
+//! Session settings travel in the connection's startup packet (no extra
+//! round trip): the [`statement_timeout`](PostgresStoreBuilder::statement_timeout)
+//! (default 5 s) and, if chosen, `synchronous_commit = off`.
+//!
+//! ## Running against a managed PostgreSQL
+//!
+//! - **TLS.** This crate is built without TLS by default (loopback, private
+//!   networks, a sidecar proxy). For a server that requires TLS (most managed
+//!   offerings), enable the `tls-rustls` (or `tls-native-tls`) feature of this
+//!   crate and put `?sslmode=verify-full` (or `require`) in the URL; with TLS
+//!   off, an `sslmode` that requires TLS fails to connect with a clear error
+//!   rather than falling back to plain text.
+//! - **Privileges.** [`PostgresStore::migrate`] needs to create a table (and
+//!   the schema if it is missing); the operations need `SELECT, INSERT,
+//!   UPDATE, DELETE` on the table. Run `migrate` with a privileged role at
+//!   deployment, and the application with the restricted one.
+//! - **Poolers.** Behind PgBouncer in transaction mode, the startup settings
+//!   are not forwarded (set `statement_timeout` on the role instead:
+//!   `ALTER ROLE app SET statement_timeout = '5s'`), and prepared statements
+//!   need PgBouncer 1.21 or later with `max_prepared_statements` set.
+//!   Session mode, or no pooler, needs nothing.
+//! - Keep `max_connections` × instances below the server's connection limit.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use session_core::{Config, SessionManager};
+//! use store_postgres::PostgresStore;
+//!
+//! # async fn run() -> Result<(), session_core::Error> {
+//! let store = PostgresStore::builder()
+//!     .url("postgres://app:secret@db.internal:5432/app?sslmode=prefer")
+//!     .table("sessions")
+//!     .migrate_on_connect(true)
+//!     .connect()
+//!     .await?;
+//!
+//! // Sweep expired sessions in the background.
+//! let sweeper = store.clone();
+//! tokio::spawn(async move {
+//!     loop {
+//!         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+//!         let now = session_core::Timestamp::now();
+//!         let _ = session_core::SessionStore::delete_expired(&sweeper, now, 5_000).await;
+//!     }
+//! });
+//!
+//! let manager = SessionManager::new(Arc::new(store), Config::default());
+//! let session = manager.create(Some("user-42".into())).await?;
+//! # drop(session);
+//! # Ok(())
+//! # }
+//! ```
+
+mod builder;
+mod error;
+mod migrations;
+mod pool;
+mod row;
+mod statements;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Execute, Executor as _, Postgres, query, raw_sql};
+
+pub use builder::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PostgresStoreBuilder};
+pub use error::{ConfigError, PostgresError};
+pub use migrations::SCHEMA_VERSION;
+pub use table::{MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN};
+
+use error::{backend, is_aborted_without_effect, is_query_canceled, is_transient};
+use pool::Pool;
+use statements::Statements;
+use table::TableName;
+
+/// A PostgreSQL session store. Cheap to clone: clones share the connections.
+///
+/// Made by [`PostgresStore::builder`]; see the [crate docs](crate) for its
+/// guarantees.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Arc<Pool>,
+    table: Arc<Table>,
+    // Kept to name the timeout in errors.
+    statement_timeout: Option<Duration>,
+}
+
+/// Everything that depends on the table name, built once.
+pub(crate) struct Table {
+    name: TableName,
+    // `schema.table`, for messages.
+    display: String,
+    sql: Statements,
+}
+
+impl Table {
+    pub(crate) fn new(name: TableName) -> Self {
+        Self {
+            display: name.to_string(),
+            sql: Statements::new(&name),
+            name,
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.table.display)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+impl PostgresStore {
+    /// A builder with the defaults: table `public.sessions`, 10 connections,
+    /// 5 s statement timeout, synchronous commits, no migration at connect.
+    pub fn builder() -> PostgresStoreBuilder {
+        PostgresStoreBuilder::default()
+    }
+
+    /// Creates or upgrades the table, its indexes and its migrations table,
+    /// applying each embedded migration that this table has not seen yet.
+    /// Idempotent; concurrent calls are serialized by an advisory lock.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        let mut lease = self.pool.acquire().await?;
+        let result = migrations::run(lease.conn(), &self.table.name).await;
+        // A failed migration may leave a transaction open on the connection:
+        // only a clean run gives it back.
+        if result.is_ok() {
+            lease.settle(None);
+        }
+        result
+    }
+
+    /// Another store on the same connections, with its own table (for
+    /// example one per tenant, or one per test). The name is validated like
+    /// the builder's; migrate the new store before use.
+    pub fn with_table(&self, schema: &str, table: &str) -> Result<PostgresStore, Error> {
+        Ok(PostgresStore {
+            pool: Arc::clone(&self.pool),
+            table: Arc::new(Table::new(TableName::new(schema, table)?)),
+            statement_timeout: self.statement_timeout,
+        })
+    }
+
+    /// The table, as `schema.table`.
+    pub fn table(&self) -> &str {
+        &self.table.display
+    }
+
+    /// Drops the table and its migrations table, with every session in it.
+    /// For tests and tools; an application never needs it.
+    pub async fn drop_table(&self) -> Result<(), Error> {
+        let sql = migrations::drop_sql(&self.table.name);
+        let mut lease = self.pool.acquire().await?;
+        let result = raw_sql(AssertSqlSafe(sql)).execute(lease.conn()).await;
+        lease.settle(result.as_ref().err());
+        result.map(drop).map_err(|e| self.op_error("drop_table", e))
+    }
+
+    /// Closes the store's connections. Later operations, on this store and
+    /// on every clone or [`with_table`](Self::with_table) sibling, fail with
+    /// a permanent [`Error::Backend`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The statement behind each operation, for tools that `EXPLAIN` them
+    /// (this crate's index tests). Not a stable API.
+    #[doc(hidden)]
+    pub fn statements_for_tests(&self) -> Vec<(&'static str, &str)> {
+        let s = &self.table.sql;
+        vec![
+            ("create", &*s.create),
+            ("load", &*s.load),
+            ("update", &*s.update),
+            ("touch", &*s.touch),
+            ("rotate", &*s.rotate),
+            ("delete", &*s.delete),
+            ("list_by_owner", &*s.list_by_owner),
+            ("delete_by_owner", &*s.delete_by_owner_for_explain),
+            ("delete_expired", &*s.delete_expired),
+        ]
+    }
+
+    /// Opens (or reuses) one connection, which proves the server is reachable
+    /// and the credentials are right.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        let mut lease = self.pool.acquire().await?;
+        lease.settle(None);
+        Ok(())
+    }
+
+    fn op_error(&self, op: &'static str, source: sqlx::Error) -> Error {
+        let table = self.table.display.clone();
+        if let Some(timeout) = self.statement_timeout.filter(|_| is_query_canceled(&source)) {
+            return backend(
+                PostgresError::StatementTimeout {
+                    op,
+                    table,
+                    timeout,
+                    source,
+                },
+                true,
+            );
+        }
+        let transient = is_transient(&source);
+        backend(PostgresError::Statement { op, table, source }, transient)
+    }
+
+    fn statement(sql: &Arc<str>) -> PgQuery<'static> {
+        query(AssertSqlSafe(Arc::clone(sql)))
+    }
+
+    /// Sends the statement that `make` builds on one connection and reads
+    /// its result the way `wanted` says. Normally one attempt, one round
+    /// trip. When the server aborted the statement as a deadlock victim or
+    /// for a serialization failure, nothing of it was applied, so it is sent
+    /// again (at most [`ABORTED_STATEMENT_ATTEMPTS`] times in all).
+    async fn run<Q>(&self, op: &'static str, wanted: Wanted, make: impl Fn() -> Q) -> Result<Got, Error>
+    where
+        Q: Execute<'static, Postgres> + Send + 'static,
+    {
+        let mut lease = self.pool.acquire().await?;
+        let mut attempt = 1;
+        loop {
+            let q = make();
+            let conn = lease.conn();
+            let result = match wanted {
+                Wanted::RowsAffected => conn.execute(q).await.map(|r| Got::RowsAffected(r.rows_affected())),
+                Wanted::AtMostOneRow => conn.fetch_optional(q).await.map(Got::AtMostOneRow),
+                Wanted::AllRows => conn.fetch_all(q).await.map(Got::AllRows),
+            };
+            lease.settle(result.as_ref().err());
+            match result {
+                Err(e) if attempt < ABORTED_STATEMENT_ATTEMPTS && is_aborted_without_effect(&e) => {
+                    tracing::debug!(op, error = %e, "PostgreSQL session store: retrying an aborted statement");
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| self.op_error(op, e)),
+            }
+        }
+    }
+
+    /// Runs a statement that changes rows; returns how many.
+    async fn execute(&self, op: &'static str, make: impl Fn() -> PgQuery<'static>) -> Result<u64, Error> {
+        match self.run(op, Wanted::RowsAffected, make).await? {
+            Got::RowsAffected(n) => Ok(n),
+            _ => Err(self.unexpected(op)),
+        }
+    }
+
+    /// Runs a statement that returns at most one row.
+    async fn fetch_optional<Q>(&self, op: &'static str, make: impl Fn() -> Q) -> Result<Option<PgRow>, Error>
+    where
+        Q: Execute<'static, Postgres> + Send + 'static,
+    {
+        match self.run(op, Wanted::AtMostOneRow, make).await? {
+            Got::AtMostOneRow(row) => Ok(row),
+            _ => Err(self.unexpected(op)),
+        }
+    }
+
+    /// Runs a statement that always returns exactly one row.
+    async fn fetch_one<Q>(&self, op: &'static str, make: impl Fn() -> Q) -> Result<PgRow, Error>
+    where
+        Q: Execute<'static, Postgres> + Send + 'static,
+    {
+        self.fetch_optional(op, make).await?.ok_or_else(|| self.unexpected(op))
+    }
+
+    /// Runs a statement that returns any number of rows.
+    async fn fetch_all(&self, op: &'static str, make: impl Fn() -> PgQuery<'static>) -> Result<Vec<PgRow>, Error> {
+        match self.run(op, Wanted::AllRows, make).await? {
+            Got::AllRows(rows) => Ok(rows),
+            _ => Err(self.unexpected(op)),
+        }
+    }
+
+    /// A statement answered in a shape it cannot have (no row where one is
+    /// always returned): the table is not what the migrations made.
+    fn unexpected(&self, op: &'static str) -> Error {
+        backend(
+            PostgresError::Statement {
+                op,
+                table: self.table.display.clone(),
+                source: sqlx::Error::RowNotFound,
+            },
+            false,
+        )
+    }
+}
+
+/// What a statement's caller reads from it.
+#[derive(Clone, Copy)]
+enum Wanted {
+    RowsAffected,
+    AtMostOneRow,
+    AllRows,
+}
+
+/// What was read, by [`Wanted`].
+enum Got {
+    RowsAffected(u64),
+    AtMostOneRow(Option<PgRow>),
+    AllRows(Vec<PgRow>),
+}
+
+/// How many times a statement is sent when the server keeps aborting it as a
+/// deadlock victim or for a serialization failure.
+const ABORTED_STATEMENT_ATTEMPTS: u32 = 3;
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
+        let q = || {
+            Self::statement(&self.table.sql.create)
+                .bind(record.key.as_bytes().as_slice())
+                .bind(record.data.as_ref())
+                .bind(record.created_at.as_millis())
+                .bind(record.expires_at.as_millis())
+                .bind(record.owner.as_deref())
+                .bind(now.as_millis())
+        };
+        match self.execute("create", q).await? {
+            0 => Err(Error::AlreadyExists),
+            _ => Ok(()),
+        }
+    }
+
+    async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
+        let q = || {
+            Self::statement(&self.table.sql.load)
+                .bind(key.as_bytes().as_slice())
+                .bind(now.as_millis())
+        };
+        match self.fetch_optional("load", q).await? {
+            Some(row) => row::record(*key, &row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
+        // A version beyond i64 can match no stored one: NULL compares false,
+        // and the statement reports the stored version as a conflict.
+        let expected = i64::try_from(update.expected_version).ok();
+        let q = || {
+            Self::statement(&self.table.sql.update)
+                .bind(key.as_bytes().as_slice())
+                .bind(expected)
+                .bind(update.data.as_ref())
+                .bind(update.expires_at.as_millis())
+                .bind(update.owner.as_deref())
+                .bind(now.as_millis())
+        };
+        let row = self.fetch_one("update", q).await?;
+        let current: Option<i64> = row::optional(&row, "current")?;
+        let updated: Option<i64> = row::optional(&row, "updated")?;
+        match (current, updated) {
+            (_, Some(new_version)) => row::version(new_version),
+            (Some(current), None) => Err(Error::Conflict {
+                current: row::version(current)?,
+            }),
+            (None, None) => Err(Error::NotFound),
+        }
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
+        let q = || {
+            Self::statement(&self.table.sql.touch)
+                .bind(key.as_bytes().as_slice())
+                .bind(expires_at.as_millis())
+                .bind(now.as_millis())
+        };
+        Ok(self.execute("touch", q).await? > 0)
+    }
+
+    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+        let q = || {
+            Self::statement(&self.table.sql.rotate)
+                .bind(old_key.as_bytes().as_slice())
+                .bind(new_key.as_bytes().as_slice())
+                .bind(now.as_millis())
+        };
+        let row = self.fetch_one("rotate", q).await?;
+        if !row::required::<bool>(&row, "old_live")? {
+            return Err(Error::NotFound);
+        }
+        if !row::required::<bool>(&row, "moved")? {
+            return Err(Error::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        let q = || {
+            Self::statement(&self.table.sql.delete)
+                .bind(key.as_bytes().as_slice())
+                .bind(now.as_millis())
+        };
+        match self.fetch_optional("delete", q).await? {
+            Some(row) => row::required(&row, "was_live"),
+            None => Ok(false),
+        }
+    }
+
+    async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
+        let q = || {
+            Self::statement(&self.table.sql.list_by_owner)
+                .bind(owner)
+                .bind(now.as_millis())
+        };
+        let rows = self.fetch_all("list_by_owner", q).await?;
+        rows.iter().map(row::owned_session).collect()
+    }
+
+    async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
+        // A simple-protocol query (see `Statements::delete_by_owner`): the
+        // owner travels hex-encoded, so it needs no escaping.
+        let sql = self.table.sql.delete_by_owner(owner, now.as_millis());
+        let q = || raw_sql(AssertSqlSafe(sql.clone()));
+        let row = self.fetch_one("delete_by_owner", q).await?;
+        let live: i64 = row::required(&row, "live")?;
+        u64::try_from(live).map_err(|_| Error::Corrupt(format!("a row count of {live}")))
+    }
+
+    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, Error> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let q = || {
+            Self::statement(&self.table.sql.delete_expired)
+                .bind(now.as_millis())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        };
+        self.execute("delete_expired", q).await
+    }
+}

@@ -1,0 +1,95 @@
+//! How the tests of this crate find their PostgreSQL server and isolate
+//! themselves from each other: every test gets its own table in the schema
+//! `store_postgres_tests`, so tests run in parallel.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::time::Duration;
+
+use session_core::{Bytes, Record, Timestamp};
+use sqlx::{ConnectOptions as _, PgConnection};
+use store_postgres::PostgresStore;
+
+/// The server: `DATABASE_URL`, or the local default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A table name no other test uses: `<prefix>_<16 random hex digits>`.
+pub fn unique_table(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    format!("{prefix}_{:016x}", u64::from_le_bytes(bytes))
+}
+
+/// Whether the server answers. When it does not, prints a loud skip message
+/// (and returns `false`), or panics if `SESSIONS_REQUIRE_SERVICES=1`.
+pub async fn server_or_skip(test: &str) -> bool {
+    let attempt = tokio::time::timeout(Duration::from_secs(5), raw_connection()).await;
+    let error = match attempt {
+        Ok(Ok(_)) => return true,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "connecting took more than 5 s".to_owned(),
+    };
+    if conformance::services_required() {
+        panic!(
+            "{test}: PostgreSQL at {} unavailable and {}=1: {error}",
+            database_url(),
+            conformance::REQUIRE_SERVICES_ENV
+        );
+    }
+    // Written to the process's stderr directly, past the test harness's
+    // output capture, so the skip is seen even though the test passes.
+    let message = format!(
+        "\n*** SKIPPED {test}: PostgreSQL at {} unavailable ({error}); set {}=1 to fail instead ***\n",
+        database_url(),
+        conformance::REQUIRE_SERVICES_ENV
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
+    false
+}
+
+/// A plain connection beside the store's, for the test's own SQL.
+pub async fn raw_connection() -> Result<PgConnection, sqlx::Error> {
+    let options: sqlx::postgres::PgConnectOptions = database_url().parse()?;
+    options.application_name("store-postgres-tests").connect().await
+}
+
+/// A migrated store on a fresh table, with a unique application name so a
+/// test can find its connections in `pg_stat_activity`.
+pub async fn fresh_store(
+    configure: impl FnOnce(store_postgres::PostgresStoreBuilder) -> store_postgres::PostgresStoreBuilder,
+) -> PostgresStore {
+    let table = unique_table("t");
+    let builder = PostgresStore::builder()
+        .url(database_url())
+        .schema("store_postgres_tests")
+        .table(&table)
+        .application_name(&table)
+        .migrate_on_connect(true);
+    configure(builder)
+        .connect()
+        .await
+        .expect("a migrated store on a fresh table")
+}
+
+/// A record expiring one hour after `now`.
+pub fn record(now: Timestamp, owner: Option<&str>) -> Record {
+    Record {
+        key: conformance::fresh_key(),
+        version: 1,
+        data: Bytes::from_static(b"\x01\x00"),
+        created_at: now,
+        expires_at: now + conformance::HOUR,
+        owner: owner.map(str::to_owned),
+    }
+}
+
+/// Runs `sql` on a connection of its own.
+pub async fn execute(sql: String) {
+    let mut conn = raw_connection().await.expect("a raw connection");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("the test's own SQL runs");
+}
