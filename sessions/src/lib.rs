@@ -9,6 +9,7 @@
 //! | `memory` (default) | `MemoryStore` | one process, tests |
 //! | `redis` | `RedisStore` | several processes sharing sessions; Redis persistence decides durability |
 //! | `postgres` | `PostgresStore` | sessions in the application's PostgreSQL, durable by default |
+//! | `sled` | `SledStore` | one process, sessions survive a restart, no server |
 //!
 //! Everything of [`session_core`] is re-exported here: use
 //! [`SessionManager`] in the application, [`SessionStore`] to write or wrap a
@@ -41,3 +42,6 @@ pub use store_redis::{RedisStore, RedisStoreBuilder};
 
 #[cfg(feature = "postgres")]
 pub use store_postgres::{PostgresStore, PostgresStoreBuilder};
+
+#[cfg(feature = "sled")]
+pub use store_sled::{FlushPolicy, SledStore, SledStoreBuilder};

@@ -1,0 +1,187 @@
+//! How a [`Record`] is laid out as the value of the `records` tree.
+//!
+//! Version 1, all integers big-endian:
+//!
+//! ```text
+//! [0]       format byte = 1
+//! [1..9]    version      u64
+//! [9..17]   created_at   i64 (ms since the epoch)
+//! [17..25]  expires_at   i64 (ms since the epoch)
+//! [25]      owner flag   0 = none, 1 = some
+//! then, if the flag is 1:
+//!           owner length u32, owner bytes (UTF-8)
+//! then      data length  u32, data bytes
+//! ```
+//!
+//! The key is not stored in the value: it is the tree key. Lengths are
+//! explicit and checked against the value's size, so a truncated or padded
+//! value is reported as [`Error::Corrupt`] instead of being misread. Decoding
+//! never panics: every read goes through [`Reader`], which checks bounds.
+
+use session_core::{Bytes, Error, Record, StoreKey, Timestamp};
+
+/// The first byte of every value this version writes.
+pub(crate) const FORMAT_V1: u8 = 1;
+
+/// Encodes `record` (its key is not included).
+pub(crate) fn encode(record: &Record) -> Result<Vec<u8>, Error> {
+    let owner_len = record.owner.as_ref().map_or(0, |o| 4 + o.len());
+    let mut out = Vec::with_capacity(1 + 8 + 8 + 8 + 1 + owner_len + 4 + record.data.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&record.version.to_be_bytes());
+    out.extend_from_slice(&record.created_at.as_millis().to_be_bytes());
+    out.extend_from_slice(&record.expires_at.as_millis().to_be_bytes());
+    match &record.owner {
+        None => out.push(0),
+        Some(owner) => {
+            out.push(1);
+            out.extend_from_slice(&length_prefix(owner.len())?);
+            out.extend_from_slice(owner.as_bytes());
+        }
+    }
+    out.extend_from_slice(&length_prefix(record.data.len())?);
+    out.extend_from_slice(&record.data);
+    Ok(out)
+}
+
+/// A length as the 4 bytes that prefix a field; 4 GiB or more is refused
+/// (nothing is written).
+pub(crate) fn length_prefix(len: usize) -> Result<[u8; 4], Error> {
+    u32::try_from(len).map(u32::to_be_bytes).map_err(|_| Error::TooLarge {
+        size: len,
+        limit: u32::MAX as usize,
+    })
+}
+
+/// Decodes the value stored under `key`. Any deviation from the layout is
+/// [`Error::Corrupt`], naming the key's short prefix (never a token: keys are
+/// hashes).
+pub(crate) fn decode(key: StoreKey, bytes: &[u8]) -> Result<Record, Error> {
+    decode_fields(key, bytes).map_err(|why| Error::Corrupt(format!("sled record {}: {why}", key.short())))
+}
+
+fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Record, String> {
+    let mut r = Reader { bytes };
+    match r.u8()? {
+        FORMAT_V1 => {}
+        other => return Err(format!("unknown record format {other}")),
+    }
+    let version = r.u64()?;
+    let created_at = Timestamp::from_millis(r.i64()?);
+    let expires_at = Timestamp::from_millis(r.i64()?);
+    let owner = match r.u8()? {
+        0 => None,
+        1 => {
+            let owner = r.prefixed()?;
+            let owner = std::str::from_utf8(owner).map_err(|_| "owner is not UTF-8".to_owned())?;
+            Some(owner.to_owned())
+        }
+        other => return Err(format!("bad owner flag {other}")),
+    };
+    let data = Bytes::copy_from_slice(r.prefixed()?);
+    if !r.bytes.is_empty() {
+        return Err(format!("{} trailing bytes", r.bytes.len()));
+    }
+    Ok(Record {
+        key,
+        version,
+        data,
+        created_at,
+        expires_at,
+        owner,
+    })
+}
+
+/// A cursor that checks every read against the remaining length.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.bytes.len() < n {
+            return Err(format!("truncated: needed {n} more bytes, {} left", self.bytes.len()));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    fn prefixed(&mut self) -> Result<&'a [u8], String> {
+        let len = u32::from_be_bytes(self.array()?);
+        let len = usize::try_from(len).map_err(|_| "length does not fit in memory".to_owned())?;
+        self.take(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(owner: Option<&str>) -> Record {
+        Record {
+            key: StoreKey::from_bytes([3; 32]),
+            version: 42,
+            data: Bytes::from_static(b"\x01hello"),
+            created_at: Timestamp::from_millis(-5),
+            expires_at: Timestamp::from_millis(i64::MAX),
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn round_trips_with_and_without_owner() {
+        for owner in [None, Some(""), Some("alice"), Some("ünïcode")] {
+            let record = sample(owner);
+            let bytes = encode(&record).expect("small record encodes");
+            assert_eq!(decode(record.key, &bytes).expect("decodes"), record);
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_corrupt() {
+        let record = sample(Some("bob"));
+        let bytes = encode(&record).expect("small record encodes");
+        for n in 0..bytes.len() {
+            assert!(
+                matches!(decode(record.key, &bytes[..n]), Err(Error::Corrupt(_))),
+                "prefix {n}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(decode(record.key, &longer), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn garbage_is_corrupt_not_a_panic() {
+        let key = StoreKey::from_bytes([0; 32]);
+        for garbage in [&b""[..], b"\x00", b"\x02abc", b"\x01", &[0xff; 64], &[1; 64]] {
+            assert!(matches!(decode(key, garbage), Err(Error::Corrupt(_))));
+        }
+        // A huge announced length must not allocate or panic.
+        let mut bytes = vec![FORMAT_V1];
+        bytes.extend_from_slice(&[0; 24]);
+        bytes.push(1);
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(decode(key, &bytes), Err(Error::Corrupt(_))));
+    }
+}

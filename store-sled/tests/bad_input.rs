@@ -1,0 +1,197 @@
+//! Damaged records and wrong directories give clear errors, never a panic
+//! and never damage to someone else's files.
+
+use std::time::Duration;
+
+use session_core::{Bytes, Error, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
+use store_sled::{FlushPolicy, SledStore};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn key() -> StoreKey {
+    SessionId::generate().expect("OS random source").store_key()
+}
+
+fn record(now: Timestamp, owner: Option<&str>) -> Record {
+    Record {
+        key: key(),
+        version: 1,
+        data: Bytes::from_static(b"\x01\x00"),
+        created_at: now,
+        expires_at: now + HOUR,
+        owner: owner.map(str::to_owned),
+    }
+}
+
+fn open(path: &std::path::Path) -> Result<SledStore, Error> {
+    SledStore::builder(path)
+        .cache_capacity(4 * 1024 * 1024)
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .open()
+}
+
+fn backend_message(result: Result<SledStore, Error>) -> String {
+    match result {
+        Err(e @ Error::Backend(_)) => e.to_string(),
+        Err(other) => panic!("expected a backend error, got {other:?}"),
+        Ok(store) => panic!("expected an error, the store opened: {store:?}"),
+    }
+}
+
+#[tokio::test]
+async fn corrupted_record_bytes_give_corrupt_errors_not_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db")).expect("open");
+    let now = Timestamp::now();
+    let garbage: [&[u8]; 6] = [
+        b"",
+        b"\x00",
+        b"\x01short",
+        b"\x09unknown format",
+        &[0xff; 100],
+        &[1; 26],
+    ];
+    for bytes in garbage {
+        let r = record(now, Some("alice"));
+        let key = r.key;
+        store.create(r, now).await.expect("create");
+        store.overwrite_record_bytes_for_tests(&key, bytes).expect("raw write");
+
+        assert!(
+            matches!(store.load(&key, now).await, Err(Error::Corrupt(_))),
+            "load of {bytes:?}"
+        );
+        let update = Update {
+            expected_version: 1,
+            data: Bytes::new(),
+            expires_at: now + HOUR,
+            owner: None,
+        };
+        assert!(matches!(store.update(&key, update, now).await, Err(Error::Corrupt(_))));
+        assert!(matches!(
+            store.touch(&key, now + HOUR, now).await,
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.rotate(&key, &self::key(), now).await,
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.list_by_owner("alice", now).await,
+            Err(Error::Corrupt(_))
+        ));
+        // The sweeper skips what it cannot read instead of stalling on it.
+        store.create(record(now, None), now).await.expect("create");
+        assert_eq!(store.delete_expired(now + 2 * HOUR, 100).await.expect("sweep"), 1);
+        assert!(matches!(store.load(&key, now).await, Err(Error::Corrupt(_))));
+        // Ending a session needs no decoding: a damaged one can always go.
+        assert!(
+            !store.delete(&key, now).await.expect("delete"),
+            "a damaged record counts as not live"
+        );
+        assert_eq!(store.load(&key, now).await.expect("load"), None);
+        // Its leftover index entries are dropped by the owner and expiry paths.
+        assert_eq!(store.list_by_owner("alice", now).await.expect("list"), []);
+        assert_eq!(store.delete_by_owner("alice", now).await.expect("delete by owner"), 0);
+        assert_eq!(store.delete_expired(now + 2 * HOUR, 100).await.expect("sweep"), 0);
+        assert_eq!(store.verify_indexes().expect("consistent again"), 0);
+    }
+    assert!(
+        matches!(store.load(&key(), now).await, Ok(None)),
+        "other keys still read fine"
+    );
+}
+
+#[tokio::test]
+async fn ending_all_sessions_of_an_owner_removes_damaged_ones_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db")).expect("open");
+    let now = Timestamp::now();
+    let damaged = record(now, Some("carol"));
+    let fine = record(now, Some("carol"));
+    store.create(damaged.clone(), now).await.expect("create");
+    store.create(fine.clone(), now).await.expect("create");
+    store
+        .overwrite_record_bytes_for_tests(&damaged.key, &[0xee; 7])
+        .expect("raw write");
+    assert_eq!(store.delete_by_owner("carol", now).await.expect("delete by owner"), 1);
+    assert_eq!(store.load(&damaged.key, now).await.expect("load"), None);
+    assert_eq!(store.load(&fine.key, now).await.expect("load"), None);
+    assert_eq!(store.delete_expired(now + 2 * HOUR, 10).await.expect("sweep"), 0);
+    assert_eq!(store.verify_indexes().expect("consistent again"), 0);
+}
+
+#[test]
+fn an_open_directory_is_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let first = open(&path).expect("first open");
+    let message = backend_message(open(&path));
+    assert!(message.contains("in use"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    drop(first);
+    open(&path).expect("reopens once the first store is dropped");
+}
+
+#[test]
+fn a_directory_of_other_files_is_not_touched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), b"mine").expect("write");
+    let message = backend_message(open(dir.path()));
+    assert!(message.contains("not a sled database"), "{message}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"], "opening must not write into a foreign directory");
+}
+
+#[test]
+fn a_file_is_not_a_database_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").expect("write");
+    let message = backend_message(open(&file));
+    assert!(message.contains("not a directory"), "{message}");
+}
+
+#[test]
+fn garbage_sled_files_give_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("conf"), [0xcd; 50]).expect("write");
+    std::fs::write(dir.path().join("db"), [0xab; 100_000]).expect("write");
+    let message = backend_message(open(dir.path()));
+    assert!(
+        message.contains("not a usable sled database") || message.contains("damaged"),
+        "{message}"
+    );
+}
+
+#[test]
+fn another_applications_sled_database_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::Config::new().path(dir.path()).open().expect("plain sled");
+        db.insert(b"someone", b"else's data").expect("insert");
+        db.flush().expect("flush");
+    }
+    let message = backend_message(open(dir.path()));
+    assert!(message.contains("not a store-sled one"), "{message}");
+}
+
+#[tokio::test]
+async fn sessions_survive_a_clean_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let now = Timestamp::now();
+    let r = record(now, Some("bob"));
+    let key = r.key;
+    {
+        let store = open(&path).expect("open");
+        store.create(r.clone(), now).await.expect("create");
+    }
+    let store = open(&path).expect("reopen");
+    assert_eq!(store.load(&key, now).await.expect("load"), Some(r));
+    assert_eq!(store.list_by_owner("bob", now).await.expect("list").len(), 1);
+    assert_eq!(store.verify_indexes().expect("consistent"), 1);
+}

@@ -1,0 +1,138 @@
+//! The background sweeper removes what is expired by its clock, leaves live
+//! sessions alone, and ends with the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::{Bytes, Clock, ManualClock, Record, SessionId, SessionStore, Timestamp};
+use store_sled::{FlushPolicy, SledStore};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn record(now: Timestamp, ttl: Duration) -> Record {
+    Record {
+        key: SessionId::generate().expect("OS random source").store_key(),
+        version: 1,
+        data: Bytes::from_static(b"\x01\x00"),
+        created_at: now,
+        expires_at: now + ttl,
+        owner: Some("dora".into()),
+    }
+}
+
+/// Polls `done` until it holds; fails after 20 s. Waiting for a condition,
+/// not sleeping for an assumed duration.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_removes_expired_sessions_by_its_clock_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::starting_now());
+    let now = clock.now();
+    let store = SledStore::builder(dir.path().join("db"))
+        .cache_capacity(4 * 1024 * 1024)
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .sweeper(Duration::from_millis(10), 3)
+        .sweeper_clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .open()
+        .expect("open");
+    let short: Vec<Record> = (0..10).map(|_| record(now, HOUR)).collect();
+    let long: Vec<Record> = (0..4).map(|_| record(now, 3 * HOUR)).collect();
+    for r in short.iter().chain(&long) {
+        store.create(r.clone(), now).await.expect("create");
+    }
+    // Nothing is expired yet by the sweeper's clock: a few sweeps pass and
+    // every record stays.
+    let before = store.len();
+    assert_eq!(before, 14);
+    clock.advance(2 * HOUR);
+    eventually("the sweeper removed the 10 expired records", || store.len() == 4).await;
+    for r in &long {
+        assert_eq!(store.load(&r.key, clock.now()).await.expect("load").as_ref(), Some(r));
+    }
+    assert_eq!(store.list_by_owner("dora", clock.now()).await.expect("list").len(), 4);
+    assert_eq!(store.verify_indexes().expect("consistent"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_stops_when_the_store_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let store = SledStore::builder(&path)
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .sweeper(Duration::from_secs(3600), 100)
+        .open()
+        .expect("open");
+    let runtime = tokio::runtime::Handle::current();
+    // This test spawns no task of its own: the sweeper is the only one.
+    assert!(runtime.metrics().num_alive_tasks() >= 1, "the sweeper task runs");
+    drop(store);
+    // The task ends at once, without waiting for its hour-long period...
+    eventually("the sweeper task ended", || runtime.metrics().num_alive_tasks() == 0).await;
+    // ...and it held nothing open: the directory reopens.
+    SledStore::builder(&path)
+        .open()
+        .expect("reopen after the sweeper stopped");
+}
+
+#[test]
+fn a_sweeper_needs_a_runtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = SledStore::builder(dir.path().join("db"))
+        .sweeper(Duration::from_secs(1), 10)
+        .open()
+        .expect_err("no runtime here");
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
+
+#[tokio::test]
+async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::builder(dir.path().join("db"))
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .open()
+        .expect("open");
+    // Timestamps around zero and negative ones sort correctly too.
+    let base = Timestamp::from_millis(-5_000);
+    let mut records = Vec::new();
+    for i in 0..10u64 {
+        let mut r = record(base, Duration::from_millis(1_000 * (10 - i)));
+        r.owner = None;
+        store
+            .create(r.clone(), Timestamp::from_millis(-10_000))
+            .await
+            .expect("create");
+        records.push(r);
+    }
+    records.sort_by_key(|r| r.expires_at);
+    // At t = 0 the five with expires_at <= 0 are expired; remove them two by two,
+    // soonest first.
+    let at = Timestamp::EPOCH;
+    assert_eq!(store.delete_expired(at, 2).await.expect("sweep"), 2);
+    for r in &records[..2] {
+        assert!(
+            store
+                .load(&r.key, Timestamp::from_millis(-10_000))
+                .await
+                .expect("load")
+                .is_none()
+        );
+    }
+    assert!(
+        store
+            .load(&records[2].key, Timestamp::from_millis(-10_000))
+            .await
+            .expect("load")
+            .is_some()
+    );
+    assert_eq!(store.delete_expired(at, 100).await.expect("sweep"), 3);
+    assert_eq!(store.delete_expired(at, 100).await.expect("sweep"), 0);
+    assert_eq!(store.len(), 5);
+    assert_eq!(store.verify_indexes().expect("consistent"), 5);
+}
