@@ -51,7 +51,10 @@ async fn a_full_store_evicts_expired_records_before_live_ones() {
     assert_eq!(store.len(), 10);
     for n in 5..15 {
         let r = record(n, now, HOUR);
-        assert!(store.load(&r.key, later).await.expect("load").is_some(), "live record {n} was evicted");
+        assert!(
+            store.load(&r.key, later).await.expect("load").is_some(),
+            "live record {n} was evicted"
+        );
     }
 }
 
@@ -111,7 +114,10 @@ async fn the_indexes_stay_consistent_through_every_operation() {
     assert_eq!(swept as usize + live, 50);
     let mut ended = 0;
     for o in 0..3 {
-        ended += store.delete_by_owner(&format!("owner-{o}"), later).await.expect("delete_by_owner");
+        ended += store
+            .delete_by_owner(&format!("owner-{o}"), later)
+            .await
+            .expect("delete_by_owner");
     }
     assert_eq!(ended as usize, live);
     assert!(store.is_empty());
