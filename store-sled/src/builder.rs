@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_core::{Clock, Error, SystemClock};
 
@@ -57,7 +57,12 @@ pub struct SledStoreBuilder {
     temporary: bool,
     sweeper: Option<(Duration, usize)>,
     clock: Arc<dyn Clock>,
+    lock_wait: Duration,
 }
+
+/// How long [`SledStoreBuilder::open`] waits, by default, for a database
+/// lock that a store dropped an instant ago has not released yet.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for SledStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +85,7 @@ impl SledStoreBuilder {
             temporary: false,
             sweeper: None,
             clock: Arc::new(SystemClock),
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 
@@ -116,6 +122,17 @@ impl SledStoreBuilder {
     /// Give the same clock the application's operations use.
     pub fn sweeper_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// How long `open` waits for the database lock to be released before it
+    /// reports the database as in use. Default [`DEFAULT_LOCK_WAIT`].
+    ///
+    /// sled releases its file lock from its own background I/O threads, a
+    /// moment after the last handle of a store is dropped: without this wait,
+    /// reopening a directory right after closing it fails now and then.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
         self
     }
 
@@ -156,11 +173,21 @@ impl SledStoreBuilder {
             });
         // sled may panic on some damaged files instead of returning an error;
         // no input may panic this store.
-        let db = catch_unwind(AssertUnwindSafe(|| config.open()))
-            .map_err(|_| {
+        let deadline = Instant::now() + self.lock_wait;
+        let db = loop {
+            let opened = catch_unwind(AssertUnwindSafe(|| config.open())).map_err(|_| {
                 failed("sled panicked while reading the database files; they are damaged or not sled's".into())
-            })?
-            .map_err(|e| failed(explain_open_error(e)))?;
+            })?;
+            match opened {
+                Ok(db) => break db,
+                // A store dropped an instant ago may still hold the lock in
+                // sled's background threads: wait a bounded time for it.
+                Err(e) if is_lock_error(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(failed(explain_open_error(e))),
+            }
+        };
         check_marker(&db).map_err(failed)?;
         let tree = |name: &[u8]| db.open_tree(name).map_err(backend);
         let records = tree(RECORDS_TREE)?;
@@ -213,9 +240,13 @@ fn check_directory(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 fn explain_open_error(e: sled::Error) -> String {
     match e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+        e if is_lock_error(&e) => {
             "the database is in use: another SledStore (in this process or another) has it open, and sled allows one at a time".into()
         }
         sled::Error::Unsupported(why) => format!("not a usable sled database (damaged, or from an incompatible sled version): {why}"),

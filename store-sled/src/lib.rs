@@ -139,6 +139,6 @@ mod store;
 mod sweeper;
 mod transaction;
 
-pub use builder::{DEFAULT_CACHE_CAPACITY, SledStoreBuilder};
+pub use builder::{DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, SledStoreBuilder};
 pub use flush_policy::FlushPolicy;
 pub use store::SledStore;
