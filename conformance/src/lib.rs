@@ -9,7 +9,11 @@
 //! - a model-based test: random operation sequences with clock advances,
 //!   compared step by step with a pure [`Model`] of the contract
 //!   ([`state_machine`]);
-//! - bad-input tests: malformed ids, oversized data, corrupted stored bytes.
+//! - bad-input tests: malformed ids, oversized data, corrupted stored bytes;
+//! - a concurrent test: many tasks race on a few keys, every history is
+//!   recorded ([`history`]) and checked linearizable against the same model
+//!   ([`linearizability`], [`concurrent`]), plus race tests named after the
+//!   lesson each keeps ([`concurrent_races`]).
 //!
 //! It is not a benchmark and not a mock: give it a factory of real stores.
 //!
@@ -43,15 +47,22 @@
 //! A factory whose server is unreachable returns [`Unavailable`]: the test
 //! prints a loud skip message and passes, unless `SESSIONS_REQUIRE_SERVICES=1`
 //! (CI), where it fails. `SESSIONS_PROPTEST_CASES` changes the number of
-//! state-machine cases (default 256).
+//! state-machine cases (default 256); `SESSIONS_LINEARIZABILITY_ROUNDS` the
+//! number of rounds of the concurrent test (default 5).
 
+pub mod concurrent;
+pub mod concurrent_races;
 mod harness;
+pub mod history;
+pub mod linearizability;
 pub mod manager_rules;
 pub mod model;
 pub mod rules;
 pub mod state_machine;
 
-pub use harness::{Ctx, HOUR, REQUIRE_SERVICES_ENV, StoreFactory, Unavailable, fresh_key, run, services_required};
+pub use harness::{
+    Ctx, HOUR, REQUIRE_SERVICES_ENV, StoreFactory, Unavailable, announce_skip, fresh_key, run, services_required,
+};
 pub use model::{Call, ErrorKind, Model, Op, Outcome};
 
 /// Expands to one `#[test]` per rule of the contract, each running against a
@@ -100,6 +111,12 @@ macro_rules! suite {
             manager_rules::foreign_data_gives_corrupt_through_the_manager,
             manager_rules::no_record_holds_the_raw_token,
             state_machine::the_store_behaves_like_the_model_of_the_contract,
+            concurrent::concurrent_histories_are_linearizable,
+            concurrent_races::an_update_racing_a_delete_never_resurrects,
+            concurrent_races::a_touch_racing_a_delete_never_resurrects,
+            concurrent_races::two_updates_of_the_same_version_exactly_one_wins,
+            concurrent_races::rotate_racing_update_lands_in_the_new_session_or_fails_with_not_found,
+            concurrent_races::update_with_from_32_tasks_loses_no_increment,
         );
     };
     (@tests $factory:expr; $($module:ident :: $rule:ident),* $(,)?) => {
