@@ -193,7 +193,14 @@ impl SledStoreBuilder {
         let records = tree(RECORDS_TREE)?;
         let expiry = tree(EXPIRY_TREE)?;
         let owners = tree(OWNERS_TREE)?;
-        let inner = Arc::new_cyclic(|weak| Inner {
+        let (stop_sweeper, sweeper) = match (self.sweeper, runtime) {
+            (Some((period, batch)), Some(runtime)) => {
+                let (stop, prepared) = sweeper::prepare(period, batch, Arc::clone(&self.clock));
+                (Some(stop), Some((runtime, prepared)))
+            }
+            _ => (None, None),
+        };
+        let inner = Arc::new(Inner {
             records,
             expiry,
             owners,
@@ -202,19 +209,13 @@ impl SledStoreBuilder {
             durable: AtomicU64::new(0),
             flushing: Mutex::new(()),
             path: path.clone(),
-            _stop_sweeper: match (self.sweeper, &runtime) {
-                (Some((period, batch)), Some(runtime)) => Some(sweeper::spawn(
-                    runtime,
-                    weak.clone(),
-                    period,
-                    batch,
-                    Arc::clone(&self.clock),
-                )),
-                _ => None,
-            },
+            _stop_sweeper: stop_sweeper,
             db,
         });
-        Ok(SledStore { inner })
+        // Only now that the store exists: a sweeper started sooner could take
+        // the store for dropped (see the `sweeper` module).
+        let sweeper = sweeper.map(|(runtime, prepared)| prepared.start(&runtime, Arc::downgrade(&inner)));
+        Ok(SledStore { inner, sweeper })
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
 use sled::Transactional as _;
 use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 use crate::builder::SledStoreBuilder;
 use crate::flush_policy::FlushPolicy;
@@ -30,6 +31,9 @@ const SWEEP_BATCH: usize = 128;
 #[derive(Clone)]
 pub struct SledStore {
     pub(crate) inner: Arc<Inner>,
+    /// The sweeper task, if any, for [`SledStore::sweeper_task_for_tests`].
+    /// Stopping it is `Inner`'s job, so that it stops with the database.
+    pub(crate) sweeper: Option<AbortHandle>,
 }
 
 /// The open database. The sweeper holds a `Weak` to this, so the database
@@ -60,7 +64,7 @@ impl std::fmt::Debug for SledStore {
         f.debug_struct("SledStore")
             .field("path", &self.inner.path)
             .field("flush", &self.inner.flush)
-            .field("sweeper", &self.inner._stop_sweeper.is_some())
+            .field("sweeper", &self.sweeper.is_some())
             .finish()
     }
 }
@@ -125,6 +129,14 @@ impl SledStore {
             .insert(key.as_bytes(), bytes)
             .map(drop)
             .map_err(backend)
+    }
+
+    /// A handle on the background sweeper's task (`None` without a sweeper),
+    /// so that tests can check deterministically that it runs and that it
+    /// ends once the last handle of the store is dropped. For tests only.
+    #[doc(hidden)]
+    pub fn sweeper_task_for_tests(&self) -> Option<AbortHandle> {
+        self.sweeper.clone()
     }
 
     /// Runs `op` on tokio's blocking pool when there is a runtime, inline

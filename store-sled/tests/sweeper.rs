@@ -42,6 +42,7 @@ async fn the_sweeper_removes_expired_sessions_by_its_clock_and_keeps_live_ones()
         .sweeper_clock(Arc::clone(&clock) as Arc<dyn Clock>)
         .open()
         .expect("open");
+    let sweeper = store.sweeper_task_for_tests().expect("a sweeper was asked for");
     let short: Vec<Record> = (0..10).map(|_| record(now, HOUR)).collect();
     let long: Vec<Record> = (0..4).map(|_| record(now, 3 * HOUR)).collect();
     for r in short.iter().chain(&long) {
@@ -51,6 +52,7 @@ async fn the_sweeper_removes_expired_sessions_by_its_clock_and_keeps_live_ones()
     // every record stays.
     let before = store.len();
     assert_eq!(before, 14);
+    assert!(!sweeper.is_finished(), "the sweeper runs as long as the store");
     clock.advance(2 * HOUR);
     eventually("the sweeper removed the 10 expired records", || store.len() == 4).await;
     for r in &long {
@@ -69,12 +71,11 @@ async fn the_sweeper_stops_when_the_store_is_dropped() {
         .sweeper(Duration::from_secs(3600), 100)
         .open()
         .expect("open");
-    let runtime = tokio::runtime::Handle::current();
-    // This test spawns no task of its own: the sweeper is the only one.
-    assert!(runtime.metrics().num_alive_tasks() >= 1, "the sweeper task runs");
+    let sweeper = store.sweeper_task_for_tests().expect("a sweeper was asked for");
+    assert!(!sweeper.is_finished(), "the sweeper task runs");
     drop(store);
     // The task ends at once, without waiting for its hour-long period...
-    eventually("the sweeper task ended", || runtime.metrics().num_alive_tasks() == 0).await;
+    eventually("the sweeper task ended", || sweeper.is_finished()).await;
     // ...and it held nothing open: the directory reopens.
     SledStore::builder(&path)
         .open()
