@@ -1,5 +1,9 @@
 //! The [`SessionStore`] trait: the storage contract every backend implements.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::{Error, OwnedSession, Record, StoreKey, Timestamp, Update};
@@ -101,33 +105,96 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, Error>;
 }
 
-#[async_trait]
-impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
-    async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
-        (**self).create(record, now).await
+/// The boxed future every [`SessionStore`] method returns (what
+/// `#[async_trait]` expands `async fn` to).
+type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// An `Arc` of a store is a store. Written out by hand rather than with
+/// `#[async_trait]`, which would wrap the inner store's boxed future in a
+/// second box on every call: this forwards the inner future as it is.
+impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
+    fn create<'s, 'f>(&'s self, record: Record, now: Timestamp) -> StoreFuture<'f, ()>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        (**self).create(record, now)
     }
-    async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
-        (**self).load(key, now).await
+
+    fn load<'s, 'k, 'f>(&'s self, key: &'k StoreKey, now: Timestamp) -> StoreFuture<'f, Option<Record>>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).load(key, now)
     }
-    async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
-        (**self).update(key, update, now).await
+
+    fn update<'s, 'k, 'f>(&'s self, key: &'k StoreKey, update: Update, now: Timestamp) -> StoreFuture<'f, u64>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).update(key, update, now)
     }
-    async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
-        (**self).touch(key, expires_at, now).await
+
+    fn touch<'s, 'k, 'f>(&'s self, key: &'k StoreKey, expires_at: Timestamp, now: Timestamp) -> StoreFuture<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).touch(key, expires_at, now)
     }
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
-        (**self).rotate(old_key, new_key, now).await
+
+    fn rotate<'s, 'o, 'n, 'f>(
+        &'s self,
+        old_key: &'o StoreKey,
+        new_key: &'n StoreKey,
+        now: Timestamp,
+    ) -> StoreFuture<'f, ()>
+    where
+        's: 'f,
+        'o: 'f,
+        'n: 'f,
+        Self: 'f,
+    {
+        (**self).rotate(old_key, new_key, now)
     }
-    async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
-        (**self).delete(key, now).await
+
+    fn delete<'s, 'k, 'f>(&'s self, key: &'k StoreKey, now: Timestamp) -> StoreFuture<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).delete(key, now)
     }
-    async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
-        (**self).list_by_owner(owner, now).await
+
+    fn list_by_owner<'s, 'o, 'f>(&'s self, owner: &'o str, now: Timestamp) -> StoreFuture<'f, Vec<OwnedSession>>
+    where
+        's: 'f,
+        'o: 'f,
+        Self: 'f,
+    {
+        (**self).list_by_owner(owner, now)
     }
-    async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
-        (**self).delete_by_owner(owner, now).await
+
+    fn delete_by_owner<'s, 'o, 'f>(&'s self, owner: &'o str, now: Timestamp) -> StoreFuture<'f, u64>
+    where
+        's: 'f,
+        'o: 'f,
+        Self: 'f,
+    {
+        (**self).delete_by_owner(owner, now)
     }
-    async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, Error> {
-        (**self).delete_expired(now, limit).await
+
+    fn delete_expired<'s, 'f>(&'s self, now: Timestamp, limit: usize) -> StoreFuture<'f, u64>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        (**self).delete_expired(now, limit)
     }
 }
