@@ -1,0 +1,94 @@
+//! The full criterion run: every workload of [`benches::workload::full_matrix`]
+//! for every contender of the lineup, at 10,000 sessions, and at 1,000,000
+//! too when `SESSIONS_BENCH_LARGE=1` (its preload takes minutes on 2 cores
+//! for sled and PostgreSQL).
+//!
+//! ```sh
+//! cargo bench -p benches --features peers
+//! cargo run -p benches --release --bin report
+//! ```
+//!
+//! Group ids are workloads (`load/256B/10k/c1`), function ids contenders
+//! (`redis`, `redis:raw`, `redis:peer:actix-session`); criterion's flags
+//! work as usual (`-- --measurement-time 2 'load/'`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use benches::lineup::Lineup;
+use benches::workload::{Arena, STORE_SIZES, full_matrix};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn store_sizes() -> Vec<usize> {
+    let large = std::env::var("SESSIONS_BENCH_LARGE").is_ok_and(|v| v == "1");
+    STORE_SIZES
+        .into_iter()
+        .filter(|&n| large || n == STORE_SIZES[0])
+        .collect()
+}
+
+fn sessions(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built");
+    for size in store_sizes() {
+        let lineup = rt.block_on(Lineup::assemble());
+        for line in &lineup.skipped {
+            eprintln!("{line}");
+        }
+        let mut arenas: Vec<Arc<Arena>> = Vec::new();
+        for contender in &lineup.contenders {
+            let start = Instant::now();
+            match rt.block_on(Arena::preload(Arc::clone(contender), size)) {
+                Ok(arena) => {
+                    eprintln!(
+                        "preloaded {size} sessions into {} in {:.1?}",
+                        contender.id(),
+                        start.elapsed()
+                    );
+                    arenas.push(arena);
+                }
+                Err(e) => eprintln!("SKIPPED {}: preload failed: {e}", contender.id()),
+            }
+        }
+        for workload in full_matrix(size) {
+            let mut group = c.benchmark_group(workload.to_string());
+            group.throughput(Throughput::Elements(1));
+            for arena in &arenas {
+                if !workload.kind.supported_by(arena.contender().as_ref()) {
+                    continue;
+                }
+                rt.block_on(arena.prepare(&workload));
+                group.bench_function(arena.contender().id().to_string(), |b| {
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let arena = Arc::clone(arena);
+                        async move { arena.run(&workload, iters).await }
+                    })
+                });
+            }
+            group.finish();
+        }
+        for arena in &arenas {
+            if let (n @ 1.., first) = arena.errors() {
+                eprintln!(
+                    "{}: {n} failed operations; first: {}",
+                    arena.contender().id(),
+                    first.unwrap_or_default()
+                );
+            }
+        }
+        rt.block_on(lineup.cleanup());
+    }
+}
+
+criterion_group! {
+    name = benches;
+    // Shorter than criterion's defaults (3 s + 5 s, 100 samples) so the
+    // whole matrix fits in about half an hour; flags override these.
+    config = Criterion::default().warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+        .sample_size(30);
+    targets = sessions
+}
+criterion_main!(benches);

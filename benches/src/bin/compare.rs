@@ -1,0 +1,210 @@
+//! The quick comparison: the same workloads and contenders as the criterion
+//! benches, each measured for a short fixed window, with progress on
+//! stderr; writes `<target>/sessions-report/` like `report` and prints the
+//! table. A few minutes on 2 cores with every backend reachable.
+//!
+//! ```sh
+//! cargo run -p benches --release --features peers --bin compare
+//! ```
+//!
+//! Options: `--window-ms N` (measurement per cell, default 300), `--full`
+//! (every payload, like the criterion run), `--large` (also 1,000,000
+//! sessions: the preload takes minutes), `--only A,B` (only workloads whose
+//! id contains one of these, e.g. `--only load/,mix/`). Environment:
+//! `REDIS_URL`, `DATABASE_URL`, `SESSIONS_BENCH_BACKENDS=memory,sled`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use benches::lineup::Lineup;
+use benches::measurement::{Measurement, target_dir, to_json_lines};
+use benches::report;
+use benches::workload::{Arena, STORE_SIZES, Workload, full_matrix, quick_matrix};
+
+/// Samples per cell; the median is reported.
+const SAMPLES: u32 = 5;
+
+struct Options {
+    window: Duration,
+    full: bool,
+    large: bool,
+    only: Vec<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        window: Duration::from_millis(300),
+        full: false,
+        large: false,
+        only: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--window-ms" => {
+                let ms: u64 = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--window-ms needs a number of milliseconds")?;
+                o.window = Duration::from_millis(ms.max(10));
+            }
+            "--full" => o.full = true,
+            "--large" => o.large = true,
+            "--only" => {
+                let list = args.next().ok_or("--only needs a comma-separated list")?;
+                o.only = list.split(',').map(str::to_owned).collect();
+            }
+            other => return Err(format!("unknown argument {other:?}; see the doc of this binary")),
+        }
+    }
+    Ok(o)
+}
+
+/// Median time per operation of `arena` on `workload`: a warm-up that also
+/// sizes the batches, then [`SAMPLES`] batches filling the window.
+async fn measure(arena: &Arc<Arena>, workload: &Workload, window: Duration) -> f64 {
+    let mut iters = 1u64;
+    let warm_until = Instant::now() + window / 4;
+    let mut per_op = loop {
+        let t = arena.run(workload, iters).await;
+        let per_op = t.as_secs_f64() / iters as f64;
+        if Instant::now() >= warm_until || iters >= 1 << 24 {
+            break per_op;
+        }
+        iters = (iters * 4).min(1 << 24);
+    };
+    let mut samples = Vec::with_capacity(SAMPLES as usize);
+    for _ in 0..SAMPLES {
+        let n = ((window.as_secs_f64() / f64::from(SAMPLES)) / per_op.max(1e-9)).clamp(1.0, 1e8) as u64;
+        let n = n.max(workload.concurrency as u64);
+        let t = arena.run(workload, n).await;
+        per_op = t.as_secs_f64() / n as f64;
+        samples.push(per_op * 1e9);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let options = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let started = Instant::now();
+    let load_before = load_average();
+    let sizes: Vec<usize> = STORE_SIZES
+        .into_iter()
+        .filter(|&n| options.large || n == STORE_SIZES[0])
+        .collect();
+    let mut measurements: Vec<Measurement> = Vec::new();
+    let mut notes = Vec::new();
+    for size in sizes {
+        let lineup = Lineup::assemble().await;
+        for line in &lineup.skipped {
+            eprintln!("{line}");
+            notes.push(line.clone());
+        }
+        let mut arenas = Vec::new();
+        for contender in &lineup.contenders {
+            let t = Instant::now();
+            eprint!("preloading {size} sessions into {} ... ", contender.id());
+            match Arena::preload(Arc::clone(contender), size).await {
+                Ok(arena) => {
+                    eprintln!("{:.1?}", t.elapsed());
+                    arenas.push(arena);
+                }
+                Err(e) => {
+                    eprintln!("failed: {e}");
+                    notes.push(format!("SKIPPED {}: preload failed: {e}", contender.id()));
+                }
+            }
+        }
+        let matrix = if options.full {
+            full_matrix(size)
+        } else {
+            quick_matrix(size)
+        };
+        let cells: Vec<(Workload, Arc<Arena>)> = matrix
+            .iter()
+            .filter(|w| options.only.is_empty() || options.only.iter().any(|o| w.to_string().contains(o.as_str())))
+            .flat_map(|w| {
+                arenas
+                    .iter()
+                    .filter(|a| w.kind.supported_by(a.contender().as_ref()))
+                    .map(move |a| (*w, Arc::clone(a)))
+            })
+            .collect();
+        for (i, (workload, arena)) in cells.iter().enumerate() {
+            arena.prepare(workload).await;
+            let ns = measure(arena, workload, options.window).await;
+            let m = Measurement {
+                workload: *workload,
+                contender: arena.contender().id().clone(),
+                ns_per_op: ns,
+            };
+            eprintln!(
+                "[{:>4}/{}] {:>5.0}s  {:<22} {:<45} {:>10}  {:>11}",
+                i + 1,
+                cells.len(),
+                started.elapsed().as_secs_f64(),
+                workload.to_string(),
+                m.contender.to_string(),
+                report::format_ns(m.latency_ns()),
+                report::format_rate(m.ops_per_sec()),
+            );
+            measurements.push(m);
+        }
+        for arena in &arenas {
+            if let (n @ 1.., first) = arena.errors() {
+                let line = format!(
+                    "{}: {n} failed operations; first: {}",
+                    arena.contender().id(),
+                    first.unwrap_or_default()
+                );
+                eprintln!("{line}");
+                notes.push(line);
+            }
+        }
+        lineup.cleanup().await;
+    }
+    let out = target_dir().join("sessions-report");
+    let mut preamble = format!(
+        "Quick run (`compare`, {} ms per cell, median of {SAMPLES} samples) in {:.0} s; \
+         load average (1, 5, 15 min) before: {load_before}, after: {}; {} cores.\n",
+        options.window.as_millis(),
+        started.elapsed().as_secs_f64(),
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    for note in &notes {
+        preamble.push_str(&format!("\n- {note}"));
+    }
+    preamble.push('\n');
+    if let Err(e) = std::fs::create_dir_all(&out)
+        .and_then(|()| std::fs::write(out.join("quick.jsonl"), to_json_lines(&measurements)))
+    {
+        eprintln!("cannot save the measurements: {e}");
+    }
+    match report::write(&measurements, &out, &preamble) {
+        Ok(table) => {
+            println!("{preamble}\n{table}");
+            println!("{}", report::targets_section(&report::check_targets(&measurements)));
+            println!("written: {}", out.join("report.md").display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write the report into {}: {e}", out.display());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Our backends, through `Arc<dyn SessionStore>`: what an application calls.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use session_core::{Error, Record, SessionStore, StoreKey, Update};
+
+use super::BenchClock;
+use super::server::Namespace;
+use crate::{Backend, BenchError, Contender, ContenderId, Role};
+
+/// Any [`SessionStore`] as a contender.
+pub struct Ours {
+    id: ContenderId,
+    store: Arc<dyn SessionStore>,
+    clock: BenchClock,
+    /// How many creates the preload keeps in flight: 1 for in-process
+    /// stores, more for networked ones so the preload is not bound by the
+    /// round trip.
+    preload_concurrency: usize,
+    /// What to remove afterwards (a Redis prefix, a PostgreSQL table).
+    namespace: Option<Namespace>,
+}
+
+impl Ours {
+    /// Wraps `store` as the "ours" contender of `backend`.
+    pub fn new(backend: Backend, store: Arc<dyn SessionStore>) -> Self {
+        Ours {
+            id: ContenderId {
+                backend,
+                role: Role::Ours,
+            },
+            store,
+            clock: BenchClock::new(),
+            preload_concurrency: match backend {
+                Backend::Memory => 1,
+                Backend::Sled => 2,
+                Backend::Redis | Backend::Postgres => 64,
+            },
+            namespace: None,
+        }
+    }
+
+    /// Removes `namespace` on cleanup.
+    pub fn with_namespace(mut self, namespace: Namespace) -> Self {
+        self.namespace = Some(namespace);
+        self
+    }
+
+    /// The store itself. Calling through `&dyn SessionStore` and not through
+    /// the `Arc`: method resolution would otherwise pick session-core's
+    /// blanket `impl SessionStore for Arc<S>`, which boxes a second future
+    /// per call (about 280 more instructions, a third of an in-memory load;
+    /// see the report), and the benchmark is of the store, not of that impl.
+    fn store(&self) -> &dyn SessionStore {
+        &*self.store
+    }
+
+    fn record(&self, key: &StoreKey, payload: &Bytes) -> Record {
+        Record {
+            key: *key,
+            version: 1,
+            data: payload.clone(),
+            created_at: self.clock.now(),
+            expires_at: self.clock.expiry(),
+            owner: None,
+        }
+    }
+}
+
+fn failed(op: &str, e: Error) -> BenchError {
+    BenchError::new(op, e)
+}
+
+#[async_trait]
+impl Contender for Ours {
+    fn id(&self) -> &ContenderId {
+        &self.id
+    }
+
+    async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError> {
+        if self.preload_concurrency <= 1 {
+            for key in keys {
+                self.create(key, payload).await?;
+            }
+            return Ok(());
+        }
+        // Several tasks over interleaved slices of the keys.
+        let keys: Arc<[StoreKey]> = keys.into();
+        let tasks: Vec<_> = (0..self.preload_concurrency)
+            .map(|t| {
+                let (store, keys, payload) = (Arc::clone(&self.store), Arc::clone(&keys), payload.clone());
+                let (now, expires_at) = (self.clock.now(), self.clock.expiry());
+                let n = self.preload_concurrency;
+                tokio::spawn(async move {
+                    for key in keys.iter().skip(t).step_by(n) {
+                        let record = Record {
+                            key: *key,
+                            version: 1,
+                            data: payload.clone(),
+                            created_at: now,
+                            expires_at,
+                            owner: None,
+                        };
+                        (*store)
+                            .create(record, now)
+                            .await
+                            .map_err(|e| failed("preload create", e))?;
+                    }
+                    Ok::<_, BenchError>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| BenchError::new("preload task", e))??;
+        }
+        Ok(())
+    }
+
+    async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
+        self.store()
+            .create(self.record(key, payload), self.clock.now())
+            .await
+            .map_err(|e| failed("create", e))
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<bool, BenchError> {
+        let found = self
+            .store()
+            .load(key, self.clock.now())
+            .await
+            .map_err(|e| failed("load", e))?;
+        Ok(found.is_some())
+    }
+
+    async fn update(&self, key: &StoreKey, expected_version: u64, payload: &Bytes) -> Result<u64, BenchError> {
+        let update = Update {
+            expected_version,
+            data: payload.clone(),
+            expires_at: self.clock.expiry(),
+            owner: None,
+        };
+        match self.store().update(key, update, self.clock.now()).await {
+            Ok(version) => Ok(version),
+            // Another task of the workload won the race: a real outcome of a
+            // compare-and-swap, and a full round trip.
+            Err(Error::Conflict { current }) => Ok(current),
+            Err(e) => Err(failed("update", e)),
+        }
+    }
+
+    async fn touch(&self, key: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
+        match self.store().touch(key, self.clock.renewal(), self.clock.now()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BenchError("touch: the session was not found".into())),
+            Err(e) => Err(failed("touch", e)),
+        }
+    }
+
+    async fn rotate(&self, old: &StoreKey, new: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
+        self.store()
+            .rotate(old, new, self.clock.now())
+            .await
+            .map_err(|e| failed("rotate", e))
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), BenchError> {
+        self.store()
+            .delete(key, self.clock.now())
+            .await
+            .map_err(|e| failed("delete", e))?;
+        Ok(())
+    }
+
+    async fn cleanup(&self) -> Result<(), BenchError> {
+        match &self.namespace {
+            Some(namespace) => namespace.remove().await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! # benches: every session backend beside its raw client and its peers
+//!
+//! This crate measures the backends of this workspace on **one set of
+//! workloads**, written once in [`workload`], and puts each backend beside
+//!
+//! - the **raw client** underneath it doing the one round trip (or the one
+//!   map operation) the operation needs: the physical limit; and
+//! - the **peers**, the stores people use today, driven through their own
+//!   store traits (cargo feature `peers`).
+//!
+//! Everything that is measured implements [`Contender`]; the backends of this
+//! workspace plug in through their [`SessionStore`](session_core::SessionStore)
+//! as `Arc<dyn SessionStore>`, so a new backend is one constructor in
+//! [`lineup`].
+//!
+//! Three ways to run it:
+//!
+//! - `cargo run -p benches --release --features peers --bin compare`: the quick
+//!   comparison (a few minutes on 2 cores), with progress, writing
+//!   `target/sessions-report/`;
+//! - `cargo bench -p benches --features peers` then
+//!   `cargo run -p benches --release --bin report`: the full criterion run and
+//!   the report built from its results;
+//! - `cargo run -p benches --release --bin memory_per_session`: bytes per
+//!   stored session in `MemoryStore`.
+//!
+//! It is not a load tester of HTTP stacks: no middleware is involved.
+
+pub mod contender;
+pub mod contenders;
+pub mod keys;
+pub mod lineup;
+pub mod measurement;
+pub mod report;
+pub mod workload;
+
+pub use contender::{Backend, BenchError, Contender, ContenderId, Op, Role};
