@@ -111,10 +111,93 @@ async fn measure(tasks: usize) -> Result<(), session_core::Error> {
     Ok(())
 }
 
+/// `load` while other tasks write under `FlushPolicy::EveryWrite`, so that a
+/// flush (write + `fsync`, holding sled's lock in read mode) is nearly always
+/// in progress and transactions queue behind it for the write lock: the
+/// worst case for a read, which queues behind such a waiting transaction.
+async fn loads_beside_durable_writers(readers: usize, writers: usize) -> Result<(), session_core::Error> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(SledStore::builder(dir.path().join("db")).open()?);
+    let now = Timestamp::now();
+    let data = Bytes::from(vec![7u8; 200]);
+    let keys: Vec<_> = (0..1000).map(|_| key()).collect();
+    for k in &keys {
+        let record = Record {
+            key: *k,
+            version: 1,
+            data: data.clone(),
+            created_at: now,
+            expires_at: now + Duration::from_secs(3600),
+            owner: None,
+        };
+        store.create(record, now).await?;
+    }
+    let keys = Arc::new(keys);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writer_handles = Vec::new();
+    for w in 0..writers {
+        let (store, keys, stop, data) = (Arc::clone(&store), Arc::clone(&keys), Arc::clone(&stop), data.clone());
+        writer_handles.push(tokio::spawn(async move {
+            let mut i = w;
+            let mut writes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = &keys[i % keys.len()];
+                let current = store.load(k, now).await?.expect("a live record").version;
+                let update = Update {
+                    expected_version: current,
+                    data: data.clone(),
+                    expires_at: now + Duration::from_secs(3600),
+                    owner: None,
+                };
+                match store.update(k, update, now).await {
+                    Ok(_) | Err(session_core::Error::Conflict { .. }) => writes += 1,
+                    Err(e) => return Err(e),
+                }
+                i += writers;
+            }
+            Ok::<_, session_core::Error>(writes)
+        }));
+    }
+    let mut reader_handles = Vec::new();
+    for r in 0..readers {
+        let (store, keys) = (Arc::clone(&store), Arc::clone(&keys));
+        reader_handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for i in 0..(OPS / 2 / readers) {
+                let s = Instant::now();
+                store.load(&keys[(i * 7 + r) % keys.len()], now).await?;
+                lat.push(s.elapsed());
+                // Let the writers' completions run on this worker too.
+                tokio::task::yield_now().await;
+            }
+            Ok::<_, session_core::Error>(lat)
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for h in reader_handles {
+        all.extend(h.await.expect("task")?);
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut writes = 0;
+    for h in writer_handles {
+        writes += h.await.expect("task")?;
+    }
+    report(&format!("load, {readers} readers + {writers} EveryWrite writers"), all);
+    println!("  ({writes} durable writes in {elapsed:.1?})");
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> Result<(), session_core::Error> {
+    let quick = std::env::args().any(|a| a == "--quick");
     measure(1).await?;
-    measure(4).await?;
+    if !quick {
+        measure(4).await?;
+    }
     measure(32).await?;
+    loads_beside_durable_writers(1, 4).await?;
+    loads_beside_durable_writers(32, 4).await?;
     Ok(())
 }

@@ -66,27 +66,70 @@
 //!
 //! ## Blocking calls and the async runtime
 //!
-//! sled is a synchronous library. Every operation of this store runs its
-//! sled calls on tokio's blocking pool (`spawn_blocking`), or inline when
-//! called outside a tokio runtime. We measured before deciding
-//! (`examples/op_latency.rs`, release build, 2 shared cores, 200-byte
-//! sessions, `FlushPolicy::Periodic` so no operation waits for `fsync`):
-//! called inline, a `load` took 2.3–2.8 µs at the median and a transaction
-//! (`create`, `update`, `touch`) 25–48 µs, cheap enough for a worker; but
-//! with 4 to 32 concurrent tasks the 99th percentile of writes was 1.4–8 ms,
-//! the 99.9th 16–32 ms and the worst case 40–120 ms, for loads too. The cause
-//! is sled's process-wide transaction lock: a flush (background or
-//! requested) holds it while its log write completes, and everything else
-//! waits, a `load` included. `fsync` on this disk took 75–110 µs at the
-//! median but up to 1–2 s at worst. A tokio worker must not sit in such a
-//! wait, so nothing runs inline; `block_in_place` was rejected because it
-//! panics on a current-thread runtime. The price, measured the same way
-//! with `spawn_blocking`: one task sees a `load` at 12 µs and a write at
-//! 80–90 µs at the median (the hand-off costs about 10 µs); 32 tasks see
-//! writes at about 2 ms at the median, because 32 pool threads then queue on
-//! sled's lock instead of 4 workers. Tokio's workers stay free either way.
-//! If throughput under many concurrent writers matters more than worker
-//! latency, a bounded pool for sled calls is the next step.
+//! sled is a synchronous library. `load` runs inline on the calling task.
+//! Every write (`create`, `update`, `touch`, `rotate`, `delete`), the owner
+//! scans (`list_by_owner`, `delete_by_owner`), `delete_expired` and
+//! [`SledStore::flush`] run on tokio's blocking pool (`spawn_blocking`), or
+//! inline when called outside a tokio runtime.
+//!
+//! Why, from sled 0.34.7's source: every tree operation takes one
+//! process-wide lock (`concurrency_control.rs`; a `parking_lot` `RwLock`
+//! once any transaction has run). Point reads (`Tree::get`) and single-key
+//! writes take it in read mode for the call; a transaction takes it in write
+//! mode (`TransactionalTrees::stage`) before its closure runs and drops it
+//! after its commit (`Transactional::transaction`). `Db::flush`
+//! (`pagecache/iobuf.rs`, `flush` → `make_stable`) holds it in read mode
+//! until its log write *and* `fsync` are done; sled's periodic flusher
+//! (`flusher.rs`) holds it only to seal the log buffer and leaves the write
+//! to sled's I/O pool. Hence:
+//!
+//! - **A transaction waits for any flush in progress**, that is for up to an
+//!   `fsync`: 55–100 µs at the median on the test disk, but 1.3–2.2 s at
+//!   worst in the runs below. Under [`FlushPolicy::EveryWrite`] every write
+//!   ends with such a flush, so writes stay off tokio's workers.
+//! - **A `load` never waits for a flush by itself** (both take read mode),
+//!   but `parking_lot`'s lock is fair: once a transaction waits for write
+//!   mode, new readers queue behind it. So a `load` waits at most for the
+//!   transactions queued ahead of it (tens of µs each) and, only when one of
+//!   them is itself queued behind a flush, for the rest of that flush: under
+//!   `EveryWrite` with concurrent writers, or during an explicit
+//!   [`SledStore::flush`] or the final flush at drop. That rare wait of at
+//!   most one flush on a worker is the price taken for not paying the
+//!   blocking-pool hand-off (about 10 µs) on every read.
+//!
+//! Measured with `examples/op_latency.rs --quick` (release build, 2 shared
+//! cores with a load average of 9–13 from other builds during the runs,
+//! 200-byte sessions, `FlushPolicy::Periodic(500 ms)` unless noted),
+//! `spawn_blocking` before → inline after; an inline `load`'s latency is
+//! also how long it holds the worker:
+//!
+//! | `load` | p50 | p99 | p99.9 | max |
+//! |---|---:|---:|---:|---:|
+//! | 1 task, pool | 11.8 µs | 61.9 µs | 190 µs | 3.2 ms |
+//! | 1 task, inline | 1.9 µs | 13.7 µs | 61.8 µs | 16 ms |
+//! | 32 tasks, pool | 226 µs | 3.9 ms | 10.2 ms | 20.7 ms |
+//! | 32 tasks, inline | 2.4 µs | 37.9 µs | 5.0 ms | 16.6 ms |
+//! | 1 task beside 4 `EveryWrite` writers, inline | 0.6 µs | 2.5 µs | 45 µs | 0.6 ms |
+//! | 32 tasks beside 4 `EveryWrite` writers, inline | 0.6 µs | 2.3 µs | 1.1 ms | 4.2 ms |
+//!
+//! The millisecond maxima are as large with the pool and, at that machine
+//! load, include the thread being descheduled. The benchmark
+//! (`benches`, `compare --only load/,update/,mix/`, sled only, two runs each,
+//! load average 6–10), before → after: `load` at 1 task 11.3–22.0 →
+//! 2.3–3.7 µs (raw sled `get` 1.0–1.8 µs), at 32 tasks 435–465 → 49–55 µs;
+//! the 90%-read mix at 1 / 8 / 32 tasks 33–47 / 164–545 / 585–950 →
+//! 10–16 / 109–140 / 386–542 µs. Writes, still on the pool, did not
+//! measurably change: `update` 48–72 µs at 1 task and 0.9–2.7 ms at 32 tasks,
+//! where 32 pool threads queue on sled's lock. A transaction over three
+//! trees costs about ten times a plain insert; an `update` that keeps the
+//! expiry (as the benchmark's do) no longer rewrites its expiry entry, a
+//! gain lost in the noise next to the transaction and the hand-off.
+//! `block_in_place` was rejected for writes because it
+//! panics on a current-thread runtime. Under [`FlushPolicy::Periodic`] the
+//! store itself flushes only in [`SledStore::flush`] and at drop, so writes
+//! could perhaps run inline there (sled's segment cleaner and cache misses
+//! still do disk I/O under the read lock; not measured yet): the next step
+//! if write latency matters.
 //!
 //! ## Example
 //!

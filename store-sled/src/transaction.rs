@@ -64,7 +64,11 @@ impl TxTrees<'_> {
             }
         }
         self.records.insert(&key.as_bytes()[..], encode(record).or_abort()?)?;
-        self.expiry.insert(&expiry_key(record.expires_at, key)[..], &[][..])?;
+        // An unchanged expiry keeps its entry (the invariant says `old` has
+        // exactly that one): rewriting it would only cost a write.
+        if old.is_none_or(|old| old.expires_at != record.expires_at) {
+            self.expiry.insert(&expiry_key(record.expires_at, key)[..], &[][..])?;
+        }
         if let Some(owner) = record
             .owner
             .as_ref()
