@@ -7,13 +7,15 @@
 //!
 //! ## Guarantees
 //!
-//! - **Atomic, linearizable, one round trip.** Every operation is one Lua
-//!   script sent with EVALSHA (the script is loaded again only when the
-//!   server answers NOSCRIPT, for example after a restart). Redis runs a
-//!   script to completion before serving anything else, so each operation
-//!   takes effect at one instant. Scripts validate everything they will touch
-//!   before their first write, because Redis does not roll back a script
-//!   that fails half way. [`delete_expired`](SessionStore::delete_expired)
+//! - **Atomic, linearizable, one round trip.** `load` is one plain `HMGET`
+//!   of the record's fields, atomic as any single command; the store then
+//!   validates the fields and judges liveness itself. Every other operation
+//!   is one Lua script sent with EVALSHA (the script is loaded again only
+//!   when the server answers NOSCRIPT, for example after a restart). Redis
+//!   runs a command or script to completion before serving anything else, so
+//!   each operation takes effect at one instant. Scripts validate everything
+//!   they will touch before their first write, because Redis does not roll
+//!   back a script that fails half way. [`delete_expired`](SessionStore::delete_expired)
 //!   sends nothing and returns 0: the server expires records by itself.
 //! - **Liveness by the caller's clock.** A record is live iff
 //!   `now < expires_at`, with `now` the argument of the operation; the
@@ -24,12 +26,16 @@
 //!   the grace). `touch` only ever moves the TTL later.
 //! - **Owner index that stays small.** Each owner has a sorted set of session
 //!   keys scored by `expires_at`. Reads check every entry against its record
-//!   (expired or moved entries are skipped); writes drop entries whose record
-//!   the server has already expired, and give the set a TTL at its
-//!   longest-lived entry, so an index never outgrows its owner's sessions.
+//!   (expired or moved entries are skipped); every write that adds an entry
+//!   first drops the entries whose record the server has already expired,
+//!   and every write gives the set a TTL at its longest-lived entry, so an
+//!   index never outgrows its owner's sessions. (Renewals only rescore an
+//!   entry, so they skip the trimming: the index grows only by additions.)
 //! - **Bad bytes are errors.** A key holding something other than a session
 //!   hash (`WRONGTYPE` territory), a missing field or a malformed number gives
-//!   [`Error::Corrupt`], and the operation writes nothing. Only `delete` and
+//!   [`Error::Corrupt`], and the operation writes nothing. (A hash holding
+//!   none of the session fields at all reads as absent for `load`, whose
+//!   HMGET cannot tell it from a missing key; the scripts call it corrupt.) Only `delete` and
 //!   `delete_by_owner` go ahead: ending a session must work even when its
 //!   record is damaged, so they remove it and do not count it as live. Lost
 //!   connections and timeouts give a transient [`Error::Backend`]; nothing
@@ -243,13 +249,21 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
-        let mut inv = self.invocation(&SCRIPTS.load);
-        inv.key(self.keys.session(key)).arg(now.as_millis());
-        let value = self.run(&inv).await?;
-        let Some(items) = reply::array("a record", &value)? else {
+        // One command, so atomic by itself: no script needed. Validation and
+        // liveness (by the caller's `now`) are decided here, exactly on i64.
+        let mut connection = self.connection.clone();
+        let value: Value = redis::cmd("HMGET")
+            .arg(self.keys.session(key))
+            .arg(&["version", "data", "created_at", "expires_at", "owner"])
+            .query_async(&mut connection)
+            .await
+            .map_err(reply::error)?;
+        let Some(f) = reply::hmget_fields(value)? else {
             return Ok(None);
         };
-        let f = reply::fields(items)?;
+        if now >= f.expires_at {
+            return Ok(None);
+        }
         Ok(Some(Record {
             key: *key,
             version: f.version,

@@ -1,8 +1,9 @@
 //! Turning what Redis answers into the contract's values and errors.
 //!
-//! Every script reply is decoded by hand from [`Value`], so an unexpected
-//! shape (a foreign script under our SHA-1, a server bug, a damaged record)
-//! becomes [`Error::Corrupt`] and never a panic.
+//! Every reply (of a script, or of `load`'s plain HMGET) is decoded by hand
+//! from [`Value`], so an unexpected shape (a foreign script under our SHA-1,
+//! a server bug, a damaged record) becomes [`Error::Corrupt`] and never a
+//! panic. `load` validates the record here, as the scripts do in Lua.
 
 use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind, Value};
 use session_core::{Bytes, Error, OwnedSession, StoreKey, Timestamp};
@@ -57,7 +58,7 @@ fn corrupt(what: &str, value: &Value) -> Error {
         Value::Okay => "OK",
         _ => "another kind of value",
     };
-    Error::Corrupt(format!("expected {what} from the script, got {shape}"))
+    Error::Corrupt(format!("expected {what} from Redis, got {shape}"))
 }
 
 /// An integer reply.
@@ -80,11 +81,26 @@ fn text<'a>(what: &str, value: &'a Value) -> Result<&'a str, Error> {
     std::str::from_utf8(bytes(what, value)?).map_err(|_| Error::Corrupt(format!("{what} is not UTF-8")))
 }
 
+/// Whether `s` is an integer as this crate writes it: decimal, no sign but
+/// `-`, no leading zero, not `-0`. The scripts compare such strings digit by
+/// digit, so accepting `007` here would let a load and an update disagree.
+fn canonical(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let first = digits.bytes().next();
+    digits.bytes().all(|b| b.is_ascii_digit())
+        && match first {
+            None => false,
+            Some(b'0') => s == "0",
+            Some(_) => true,
+        }
+}
+
 /// A decimal `u64` field, such as the version.
 pub(crate) fn version(value: &Value) -> Result<u64, Error> {
     let s = text("a version", value)?;
-    s.parse()
-        .ok()
+    Some(s)
+        .filter(|s| canonical(s))
+        .and_then(|s| s.parse().ok())
         .filter(|v| *v >= 1)
         .ok_or_else(|| Error::Corrupt("the version is not a positive integer".to_owned()))
 }
@@ -92,9 +108,11 @@ pub(crate) fn version(value: &Value) -> Result<u64, Error> {
 /// A decimal `i64` field holding milliseconds.
 pub(crate) fn timestamp(what: &str, value: &Value) -> Result<Timestamp, Error> {
     let s = text(what, value)?;
-    s.parse()
+    Some(s)
+        .filter(|s| canonical(s))
+        .and_then(|s| s.parse().ok())
         .map(Timestamp::from_millis)
-        .map_err(|_| Error::Corrupt(format!("{what} is not an integer")))
+        .ok_or_else(|| Error::Corrupt(format!("{what} is not an integer")))
 }
 
 fn store_key(value: &Value) -> Result<StoreKey, Error> {
@@ -122,23 +140,45 @@ pub(crate) struct Fields {
     pub(crate) owner: Option<String>,
 }
 
-pub(crate) fn fields(items: &[Value]) -> Result<Fields, Error> {
-    let [version_v, data, created_at, expires_at, owner] = items else {
-        return Err(Error::Corrupt(format!(
-            "a record has 5 fields, the script returned {}",
-            items.len()
-        )));
+/// The reply to `HMGET key version data created_at expires_at owner`:
+/// `None` when every field is nil (no such key, or a hash holding none of
+/// the session fields), else the validated fields. The payload is moved out
+/// of the reply, not copied.
+pub(crate) fn hmget_fields(value: Value) -> Result<Option<Fields>, Error> {
+    let items = match value {
+        Value::Array(items) => items,
+        other => return Err(corrupt("an array of fields", &other)),
     };
-    Ok(Fields {
-        version: version(version_v)?,
-        data: Bytes::copy_from_slice(bytes("the data", data)?),
-        created_at: timestamp("created_at", created_at)?,
-        expires_at: timestamp("expires_at", expires_at)?,
-        owner: match owner {
-            Value::Nil | Value::Boolean(false) => None,
-            other => Some(text("the owner", other)?.to_owned()),
-        },
-    })
+    let Ok([version_v, data, created_at, expires_at, owner]) = <[Value; 5]>::try_from(items) else {
+        return Err(Error::Corrupt("HMGET of 5 fields returned another count".to_owned()));
+    };
+    let is_nil = |v: &Value| matches!(v, Value::Nil);
+    if [&version_v, &data, &created_at, &expires_at, &owner]
+        .into_iter()
+        .all(is_nil)
+    {
+        return Ok(None);
+    }
+    // Same checks, in the same order, as `parse` in the scripts.
+    let version = version(&version_v)?;
+    let created_at = timestamp("created_at", &created_at)?;
+    let expires_at = timestamp("expires_at", &expires_at)?;
+    let data = match data {
+        Value::BulkString(b) => Bytes::from(b),
+        Value::Nil => return Err(Error::Corrupt("the data field is missing".to_owned())),
+        other => return Err(corrupt("the data", &other)),
+    };
+    let owner = match owner {
+        Value::Nil => None,
+        other => Some(text("the owner", &other)?.to_owned()),
+    };
+    Ok(Some(Fields {
+        version,
+        data,
+        created_at,
+        expires_at,
+        owner,
+    }))
 }
 
 /// Triples of (hex key, created_at, expires_at).
@@ -164,5 +204,59 @@ pub(crate) fn status(items: &[Value]) -> Result<&str, Error> {
     match items.first() {
         Some(v) => text("a status", v),
         None => Err(Error::Corrupt("the script returned an empty array".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_integers_are_accepted() {
+        for ok in ["0", "1", "-1", "42", "9223372036854775807", "-9223372036854775808"] {
+            assert!(canonical(ok), "{ok}");
+        }
+        for bad in ["", "-", "-0", "007", "+5", "1e12", " 1", "1 ", "0x10", "--1"] {
+            assert!(!canonical(bad), "{bad}");
+        }
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        assert_eq!(version(&bulk("18446744073709551615")).ok(), Some(u64::MAX));
+        assert!(version(&bulk("18446744073709551616")).is_err());
+        assert!(version(&bulk("0")).is_err());
+        assert!(version(&bulk("01")).is_err());
+        assert!(timestamp("t", &bulk("99999999999999999999999")).is_err());
+    }
+
+    #[test]
+    fn hmget_replies_decode_without_panics() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        assert!(
+            hmget_fields(Value::Array(vec![Value::Nil; 5]))
+                .expect("absent")
+                .is_none()
+        );
+        let f = hmget_fields(Value::Array(vec![
+            bulk("3"),
+            bulk("d"),
+            bulk("-5"),
+            bulk("7"),
+            Value::Nil,
+        ]))
+        .expect("valid")
+        .expect("present");
+        assert_eq!(
+            (f.version, f.created_at.as_millis(), f.expires_at.as_millis()),
+            (3, -5, 7)
+        );
+        assert_eq!((f.data.as_ref(), f.owner), (&b"d"[..], None));
+        for damaged in [
+            vec![bulk("1"), Value::Nil, bulk("0"), bulk("1"), Value::Nil],
+            vec![Value::Nil, bulk("d"), Value::Nil, Value::Nil, Value::Nil],
+            vec![bulk("1"), bulk("d"), bulk("0"), bulk("1e3"), Value::Nil],
+            vec![bulk("1"), bulk("d")],
+        ] {
+            assert!(matches!(hmget_fields(Value::Array(damaged)), Err(Error::Corrupt(_))));
+        }
+        assert!(matches!(hmget_fields(Value::Int(1)), Err(Error::Corrupt(_))));
     }
 }
