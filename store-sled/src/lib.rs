@@ -64,6 +64,22 @@
 //! - **Memory**: sled's page cache is set explicitly
 //!   ([`DEFAULT_CACHE_CAPACITY`], 64 MiB; sled's own default is 1 GiB).
 //!
+//! ## Known issue: a deadlock inside sled 0.34.7 under sustained writes
+//!
+//! On 2026-11-26 a benchmark run (`compare`, 32 tasks updating 256-byte
+//! sessions in a 10,000-session store, `FlushPolicy::Periodic(500 ms)`, with
+//! two other sled databases open in the same process) hung for good. The
+//! stacks show the cycle entirely inside sled: one thread committing a
+//! transaction holds sled's process-wide transaction lock and waits in
+//! `SegmentAccountant::next` for a log segment; every `sled-io` thread waits
+//! on a mutex in `IoBufs::write_to_log`; the log flushers wait for the
+//! transaction lock. It did not reproduce in the test suite (the conformance,
+//! linearizability, 32-task `update_with` and crash tests pass repeatedly)
+//! and earlier benchmark runs of the same workload finished. sled is frozen
+//! upstream (no release since 2021). Until this is resolved, prefer this
+//! store for modest write rates in one process, and watch for a stalled
+//! process; see the project's closing notes for the evidence.
+//!
 //! ## Blocking calls and the async runtime
 //!
 //! sled is a synchronous library. `load` runs inline on the calling task.
