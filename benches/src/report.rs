@@ -221,6 +221,33 @@ pub fn targets_section(checks: &[TargetCheck]) -> String {
     s
 }
 
+/// Writes the report (table, plots) into `out` and prints the table, the
+/// target checks and where it was written; what both the `compare` and the
+/// `report` commands end with. `echo_preamble` also prints the preamble
+/// above the table.
+pub fn publish(
+    measurements: &[Measurement],
+    out: &Path,
+    preamble: &str,
+    echo_preamble: bool,
+) -> std::process::ExitCode {
+    match write(measurements, out, preamble) {
+        Ok(table) => {
+            if echo_preamble {
+                println!("{preamble}");
+            }
+            println!("{table}");
+            println!("{}", targets_section(&check_targets(measurements)));
+            println!("written: {}", out.join("report.md").display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write the report into {}: {e}", out.display());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Writes `report.md` and the SVG plots into `out`, returns the main table.
 pub fn write(measurements: &[Measurement], out: &Path, preamble: &str) -> std::io::Result<String> {
     std::fs::create_dir_all(out)?;

@@ -195,16 +195,5 @@ async fn main() -> std::process::ExitCode {
     {
         eprintln!("cannot save the measurements: {e}");
     }
-    match report::write(&measurements, &out, &preamble) {
-        Ok(table) => {
-            println!("{preamble}\n{table}");
-            println!("{}", report::targets_section(&report::check_targets(&measurements)));
-            println!("written: {}", out.join("report.md").display());
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cannot write the report into {}: {e}", out.display());
-            std::process::ExitCode::FAILURE
-        }
-    }
+    report::publish(&measurements, &out, &preamble, true)
 }

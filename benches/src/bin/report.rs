@@ -26,16 +26,5 @@ fn main() -> std::process::ExitCode {
         dir.display(),
         measurements.len()
     );
-    match report::write(&measurements, &out, &preamble) {
-        Ok(table) => {
-            println!("{table}");
-            println!("{}", report::targets_section(&report::check_targets(&measurements)));
-            println!("written: {}", out.join("report.md").display());
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cannot write the report into {}: {e}", out.display());
-            std::process::ExitCode::FAILURE
-        }
-    }
+    report::publish(&measurements, &out, &preamble, false)
 }
