@@ -112,9 +112,8 @@ async fn measure(tasks: usize) -> Result<(), session_core::Error> {
 }
 
 /// `load` while other tasks write under `FlushPolicy::EveryWrite`, so that a
-/// flush (write + `fsync`, holding sled's lock in read mode) is nearly always
-/// in progress and transactions queue behind it for the write lock: the
-/// worst case for a read, which queues behind such a waiting transaction.
+/// flush (write + `fsync`) is nearly always in progress: a read must not
+/// wait for it.
 async fn loads_beside_durable_writers(readers: usize, writers: usize) -> Result<(), session_core::Error> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(SledStore::builder(dir.path().join("db")).open()?);

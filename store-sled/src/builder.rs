@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use session_core::{Clock, Error, SystemClock};
 
 use crate::flush_policy::FlushPolicy;
+use crate::locks::Locks;
 use crate::sled_error::backend;
 use crate::store::{Inner, SledStore};
 use crate::sweeper;
@@ -204,6 +205,7 @@ impl SledStoreBuilder {
             records,
             expiry,
             owners,
+            locks: Locks::default(),
             flush: self.flush,
             committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),

@@ -7,8 +7,8 @@ use std::time::Duration;
 /// sled first writes into in-memory log buffers; a *flush* writes them out
 /// and `fsync`s. What a crash (power loss, `SIGKILL`, a panic that aborts)
 /// can lose depends on this policy. In both cases a reopened database is
-/// consistent: a transaction (one operation, records and indexes together) is
-/// recovered entirely or not at all.
+/// consistent: each operation's change of a record is recovered entirely or
+/// not at all, and every record is indexed (see the crate docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum FlushPolicy {

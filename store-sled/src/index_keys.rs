@@ -1,21 +1,16 @@
-//! The keys of the two index trees. Values are empty except for the owner
-//! generation counters.
+//! The keys of the two index trees. Values are empty.
 //!
-//! - **expiry** key: `sortable(expires_at) ++ store key` (8 + 32 bytes). Big
-//!   endian with the sign bit flipped, so byte order is time order, negative
+//! - **expiry** key: `sortable(at) ++ store key` (8 + 32 bytes). Big endian
+//!   with the sign bit flipped, so byte order is time order, negative
 //!   timestamps included: `delete_expired` reads the tree from its start and
-//!   stops at the first entry that is still live.
+//!   stops at `now`. `at` is the record's `indexed_at` (see `store`), never
+//!   later than its expiry.
 //! - **owners** key: `u32 length of owner ++ owner ++ store key`. The length
 //!   prefix makes the owner part unambiguous (no separator byte that an owner
 //!   could contain), so the entries of one owner are exactly the keys under
 //!   the prefix `u32 length ++ owner` that are 32 bytes longer than it.
-//! - **owners** generation: the bare prefix `u32 length ++ owner` holds a
-//!   `u64` counter that every transaction changing that owner's entries
-//!   increments. Listing an owner's sessions needs a range scan, which sled
-//!   cannot do inside a transaction; the counter tells the transaction that
-//!   reads the records whether the scan it was given is still the truth (see
-//!   `SledStore::owner_snapshot`). The counter stays when the owner's last
-//!   session goes (8 bytes per owner ever seen), so it never repeats a value.
+//!   (Databases written before layout 2 also hold a counter under the bare
+//!   prefix, which is skipped.)
 
 use session_core::{Error, StoreKey, Timestamp};
 
@@ -56,8 +51,7 @@ pub(crate) fn parse_expiry_key(bytes: &[u8]) -> Result<(Timestamp, StoreKey), Er
     Ok((from_sortable(at), StoreKey::from_slice(&bytes[8..])?))
 }
 
-/// `u32 length ++ owner`: the prefix of an owner's entries, and the key of
-/// its generation counter.
+/// `u32 length ++ owner`: the prefix of an owner's entries.
 pub(crate) fn owner_prefix(owner: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(4 + owner.len() + 32);
     out.extend_from_slice(&length_prefix(owner.len())?);
@@ -70,16 +64,6 @@ pub(crate) fn owner_key(owner: &str, key: &StoreKey) -> Result<Vec<u8>, Error> {
     let mut out = owner_prefix(owner)?;
     out.extend_from_slice(key.as_bytes());
     Ok(out)
-}
-
-/// Decodes a generation counter (absent is 0).
-pub(crate) fn parse_generation(bytes: Option<&[u8]>) -> Result<u64, Error> {
-    match bytes {
-        None => Ok(0),
-        Some(b) => <[u8; 8]>::try_from(b)
-            .map(u64::from_be_bytes)
-            .map_err(|_| Error::Corrupt(format!("sled owner generation of {} bytes, expected 8", b.len()))),
-    }
 }
 
 #[cfg(test)]

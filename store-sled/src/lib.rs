@@ -9,27 +9,41 @@
 //!
 //! ## Layout
 //!
-//! Three sled trees, always changed together in one sled transaction:
+//! Three sled trees:
 //!
 //! - `records`: store key → the record, in a small versioned binary layout
 //!   (a format byte first; anything undecodable is [`Error::Corrupt`],
-//!   never a panic);
-//! - `expiry`: `expires_at` (big-endian, sign bit flipped so byte order is
-//!   time order) ++ store key, so the sweep reads expired records in order
-//!   from the front of the tree and stops at the first live one;
-//! - `owners`: length-prefixed owner ++ store key, plus one generation
-//!   counter per owner (see below).
+//!   never a panic). The record is the single source of truth.
+//! - `expiry`: `indexed_at` (big-endian, sign bit flipped so byte order is
+//!   time order) ++ store key, where `indexed_at` (kept in the record) is
+//!   never later than the record's expiry. The sweep reads this tree from the
+//!   front up to `now`, so it never scans records that cannot be expired.
+//! - `owners`: length-prefixed owner ++ store key.
 //!
 //! ## Guarantees
 //!
-//! - **Atomic and linearizable.** Each operation is one sled transaction
-//!   over the three trees (sled runs transactions under a process-wide lock,
-//!   so they are serializable), and `load` is one atomic read. sled cannot
-//!   range-scan inside a transaction, so `list_by_owner` and
-//!   `delete_by_owner` scan the owner's entries first and then check, in
-//!   their transaction, that the owner's generation counter did not move
-//!   since; if it did they scan again. Their result is therefore the owner's
-//!   sessions at the transaction's instant.
+//! - **Atomic and linearizable.** Every operation runs under the store's own
+//!   locks, and every change of a record is one atomic sled `insert` or
+//!   `remove` of its key, made while the key's lock is held; `load` reads
+//!   under the same lock in read mode. `rotate` holds both keys' locks, and
+//!   `list_by_owner`/`delete_by_owner` hold a lock that keeps sessions from
+//!   joining an owner while they scan it, plus the locks of every key they
+//!   read, so each sees one instant (the conformance suite's
+//!   linearizability checker runs against this store). sled allows one
+//!   process per database, so these in-process locks see every writer. See
+//!   "Why no sled transactions" below.
+//! - **Indexes are a superset of the records.** A write adds the index
+//!   entries its new record needs, then writes the record, then removes the
+//!   entries only the old record needed; a removal removes the record first.
+//!   sled recovers a prefix of its log, so a crash between two of these
+//!   steps leaves extra entries, never a record its indexes miss. The sweep
+//!   and the owner operations read the record behind each entry and drop
+//!   leftovers as they meet them; [`SledStore::verify_indexes`] checks the
+//!   invariant and [`SledStore::leftover_index_entries`] counts leftovers.
+//!   A renewal (`touch`, or an `update` that does not shorten the expiry)
+//!   writes only the record: its expiry entry stays where it was, and the
+//!   sweep, on reaching it while the session is still live, files the
+//!   session again under its new expiry.
 //! - **Durability** is chosen with [`FlushPolicy`]:
 //!   - [`FlushPolicy::EveryWrite`] (the default): an operation that writes
 //!     returns only after sled has written and `fsync`ed its log. An
@@ -43,9 +57,13 @@
 //!     acknowledged writes. Dropping the store, or [`SledStore::flush`],
 //!     flushes.
 //!
-//!   Under both, a reopened database is consistent: each operation is
-//!   recovered whole or not at all, and the indexes match the records
-//!   ([`SledStore::verify_indexes`] checks it).
+//!   Under both, a reopened database is consistent: every record decodes
+//!   and is indexed, and each operation's record change is recovered whole
+//!   or not at all. The one visible trace of a crash in the middle of an
+//!   operation: a `rotate` interrupted after writing the new record and
+//!   before removing the old one leaves the session under both keys, as if
+//!   the rotation had not happened, plus a copy under the new key, which the
+//!   caller never received (it is listed for its owner until it expires).
 //! - **One process only.** sled locks its directory: a second open, from
 //!   this process or another, fails with a clear [`Error::Backend`]. Share
 //!   one store (it is cheap to clone) instead. It does not scale out; for
@@ -64,88 +82,71 @@
 //! - **Memory**: sled's page cache is set explicitly
 //!   ([`DEFAULT_CACHE_CAPACITY`], 64 MiB; sled's own default is 1 GiB).
 //!
-//! ## Known issue: a deadlock inside sled 0.34.7 under sustained writes
+//! ## Why no sled transactions
 //!
-//! On 2026-11-26 a benchmark run (`compare`, 32 tasks updating 256-byte
-//! sessions in a 10,000-session store, `FlushPolicy::Periodic(500 ms)`, with
-//! two other sled databases open in the same process) hung for good. The
-//! stacks show the cycle entirely inside sled: one thread committing a
-//! transaction holds sled's process-wide transaction lock and waits in
-//! `SegmentAccountant::next` for a log segment; every `sled-io` thread waits
-//! on a mutex in `IoBufs::write_to_log`; the log flushers wait for the
-//! transaction lock. It did not reproduce in the test suite (the conformance,
-//! linearizability, 32-task `update_with` and crash tests pass repeatedly)
-//! and earlier benchmark runs of the same workload finished. sled is frozen
-//! upstream (no release since 2021). Until this is resolved, prefer this
-//! store for modest write rates in one process, and watch for a stalled
-//! process; see the project's closing notes for the evidence.
+//! Until 2026-11-26 every operation was one sled transaction over the three
+//! trees. Two findings in sled 0.34.7 (the last release; sled is frozen)
+//! made us drop them:
+//!
+//! - **A process-wide lock.** The first transaction (or `apply_batch`) in a
+//!   process switches sled's `concurrency_control` into a mode where every
+//!   tree operation of *every* sled database in the process takes one global
+//!   `RwLock`: reads and single-key writes in read mode, transactions in
+//!   write mode, and `Db::flush` holds read mode through its `fsync`. So a
+//!   transaction waited for any flush in progress, and every operation
+//!   queued behind a waiting transaction. A transaction over three trees
+//!   cost about ten times a plain insert (callgrind: 33–49k instructions
+//!   against about 4k).
+//! - **A deadlock.** A benchmark run (32 tasks updating sessions, three
+//!   sled databases open in one process) hung for good inside sled: a
+//!   committing transaction held that global lock and waited in
+//!   `SegmentAccountant::next`, every `sled-io` thread waited on a mutex in
+//!   `IoBufs::write_to_log`, and the log flushers waited for the global
+//!   lock. It did not reproduce in the test suite nor in five later runs.
+//!
+//! Without transactions the global lock is never switched on (as long as
+//! nothing else in the process uses sled transactions or `apply_batch`; if
+//! something does, this store still works, at the cost above), writes are
+//! plain inserts, and atomicity comes from the store's own locks plus the
+//! write order above.
 //!
 //! ## Blocking calls and the async runtime
 //!
-//! sled is a synchronous library. `load` runs inline on the calling task.
-//! Every write (`create`, `update`, `touch`, `rotate`, `delete`), the owner
-//! scans (`list_by_owner`, `delete_by_owner`), `delete_expired` and
-//! [`SledStore::flush`] run on tokio's blocking pool (`spawn_blocking`), or
-//! inline when called outside a tokio runtime.
+//! sled is a synchronous library. The point operations (`create`, `load`,
+//! `update`, `touch`, `rotate`, `delete`) run inline on the calling task: a
+//! plain sled read or write takes microseconds and waits for no flush. The
+//! store's locks are held only inside these synchronous calls, never across
+//! an `.await`. What can take long runs on tokio's blocking pool
+//! (`spawn_blocking`), or inline when called outside a tokio runtime: the
+//! flush that acknowledges a write under [`FlushPolicy::EveryWrite`] (an
+//! `fsync`: 55–100 µs at the median on the test disk, seconds at worst),
+//! the owner scans (`list_by_owner`, `delete_by_owner`), `delete_expired`
+//! and [`SledStore::flush`]. A point operation can still do disk I/O
+//! inline when sled must read a page that is not cached.
 //!
-//! Why, from sled 0.34.7's source: every tree operation takes one
-//! process-wide lock (`concurrency_control.rs`; a `parking_lot` `RwLock`
-//! once any transaction has run). Point reads (`Tree::get`) and single-key
-//! writes take it in read mode for the call; a transaction takes it in write
-//! mode (`TransactionalTrees::stage`) before its closure runs and drops it
-//! after its commit (`Transactional::transaction`). `Db::flush`
-//! (`pagecache/iobuf.rs`, `flush` → `make_stable`) holds it in read mode
-//! until its log write *and* `fsync` are done; sled's periodic flusher
-//! (`flusher.rs`) holds it only to seal the log buffer and leaves the write
-//! to sled's I/O pool. Hence:
+//! Measured with `cargo run --release -p store-sled --example op_latency --
+//! --quick` (2 shared cores with other builds running; 200-byte sessions,
+//! `FlushPolicy::Periodic(500 ms)` unless noted); the latency of an inline
+//! operation is also how long it holds the worker:
 //!
-//! - **A transaction waits for any flush in progress**, that is for up to an
-//!   `fsync`: 55–100 µs at the median on the test disk, but 1.3–2.2 s at
-//!   worst in the runs below. Under [`FlushPolicy::EveryWrite`] every write
-//!   ends with such a flush, so writes stay off tokio's workers.
-//! - **A `load` never waits for a flush by itself** (both take read mode),
-//!   but `parking_lot`'s lock is fair: once a transaction waits for write
-//!   mode, new readers queue behind it. So a `load` waits at most for the
-//!   transactions queued ahead of it (tens of µs each) and, only when one of
-//!   them is itself queued behind a flush, for the rest of that flush: under
-//!   `EveryWrite` with concurrent writers, or during an explicit
-//!   [`SledStore::flush`] or the final flush at drop. That rare wait of at
-//!   most one flush on a worker is the price taken for not paying the
-//!   blocking-pool hand-off (about 10 µs) on every read.
-//!
-//! Measured with `examples/op_latency.rs --quick` (release build, 2 shared
-//! cores with a load average of 9–13 from other builds during the runs,
-//! 200-byte sessions, `FlushPolicy::Periodic(500 ms)` unless noted),
-//! `spawn_blocking` before → inline after; an inline `load`'s latency is
-//! also how long it holds the worker:
-//!
-//! | `load` | p50 | p99 | p99.9 | max |
+//! | operation | p50 | p99 | p99.9 | max |
 //! |---|---:|---:|---:|---:|
-//! | 1 task, pool | 11.8 µs | 61.9 µs | 190 µs | 3.2 ms |
-//! | 1 task, inline | 1.9 µs | 13.7 µs | 61.8 µs | 16 ms |
-//! | 32 tasks, pool | 226 µs | 3.9 ms | 10.2 ms | 20.7 ms |
-//! | 32 tasks, inline | 2.4 µs | 37.9 µs | 5.0 ms | 16.6 ms |
-//! | 1 task beside 4 `EveryWrite` writers, inline | 0.6 µs | 2.5 µs | 45 µs | 0.6 ms |
-//! | 32 tasks beside 4 `EveryWrite` writers, inline | 0.6 µs | 2.3 µs | 1.1 ms | 4.2 ms |
+//! | `create`, 1 task | 10.4 µs | 162 µs | 4.3 ms | 16.1 ms |
+//! | `load`, 1 task | 1.2 µs | 4.2 µs | 41 µs | 185 µs |
+//! | `update`, 1 task | 7.1 µs | 103 µs | 569 µs | 4.8 ms |
+//! | `touch`, 1 task | 3.9 µs | 50 µs | 159 µs | 5.3 ms |
+//! | `create`, 32 tasks | 12.8 µs | 2.0 ms | 7.3 ms | 12.2 ms |
+//! | `load`, 32 tasks | 1.7 µs | 173 µs | 5.6 ms | 11.7 ms |
+//! | `update`, 32 tasks | 7.4 µs | 783 µs | 6.4 ms | 14.7 ms |
+//! | `touch`, 32 tasks | 4.7 µs | 699 µs | 5.7 ms | 12.2 ms |
+//! | `load`, 1 task beside 4 `EveryWrite` writers | 0.5 µs | 2.3 µs | 27 µs | 0.6 ms |
+//! | `load`, 32 tasks beside 4 `EveryWrite` writers | 0.7 µs | 3.2 µs | 102 µs | 5.0 ms |
 //!
-//! The millisecond maxima are as large with the pool and, at that machine
-//! load, include the thread being descheduled. The benchmark
-//! (`benches`, `compare --only load/,update/,mix/`, sled only, two runs each,
-//! load average 6–10), before → after: `load` at 1 task 11.3–22.0 →
-//! 2.3–3.7 µs (raw sled `get` 1.0–1.8 µs), at 32 tasks 435–465 → 49–55 µs;
-//! the 90%-read mix at 1 / 8 / 32 tasks 33–47 / 164–545 / 585–950 →
-//! 10–16 / 109–140 / 386–542 µs. Writes, still on the pool, did not
-//! measurably change: `update` 48–72 µs at 1 task and 0.9–2.7 ms at 32 tasks,
-//! where 32 pool threads queue on sled's lock. A transaction over three
-//! trees costs about ten times a plain insert; an `update` that keeps the
-//! expiry (as the benchmark's do) no longer rewrites its expiry entry, a
-//! gain lost in the noise next to the transaction and the hand-off.
-//! `block_in_place` was rejected for writes because it
-//! panics on a current-thread runtime. Under [`FlushPolicy::Periodic`] the
-//! store itself flushes only in [`SledStore::flush`] and at drop, so writes
-//! could perhaps run inline there (sled's segment cleaner and cache misses
-//! still do disk I/O under the read lock; not measured yet): the next step
-//! if write latency matters.
+//! The same run measured `fsync` (a `flush` after one write) at 110–147 µs
+//! p50 and up to 10 ms. The tails at 32 tasks include tasks descheduled on
+//! a loaded machine. With the sled transactions of the earlier design, on
+//! the same example, `update` took 48–72 µs at 1 task on the blocking pool
+//! (and `load` 1.9 µs inline, 11.8 µs through the pool).
 //!
 //! ## Example
 //!
@@ -192,11 +193,11 @@
 mod builder;
 mod flush_policy;
 mod index_keys;
+mod locks;
 mod record_layout;
 mod sled_error;
 mod store;
 mod sweeper;
-mod transaction;
 
 pub use builder::{DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, SledStoreBuilder};
 pub use flush_policy::FlushPolicy;

@@ -1,17 +1,22 @@
 //! How a [`Record`] is laid out as the value of the `records` tree.
 //!
-//! Version 1, all integers big-endian:
+//! Version 2 (written), all integers big-endian:
 //!
 //! ```text
-//! [0]       format byte = 1
+//! [0]       format byte = 2
 //! [1..9]    version      u64
 //! [9..17]   created_at   i64 (ms since the epoch)
 //! [17..25]  expires_at   i64 (ms since the epoch)
-//! [25]      owner flag   0 = none, 1 = some
+//! [25..33]  indexed_at   i64: where the record's expiry-index entry is
+//! [33]      owner flag   0 = none, 1 = some
 //! then, if the flag is 1:
 //!           owner length u32, owner bytes (UTF-8)
 //! then      data length  u32, data bytes
 //! ```
+//!
+//! Version 1 (read, never written) lacks `indexed_at`: its entry was always
+//! at `expires_at`, which is what decoding reports. `indexed_at` is bookkeeping
+//! of this crate (see the `store` module), never part of the [`Record`].
 //!
 //! The key is not stored in the value: it is the tree key. Lengths are
 //! explicit and checked against the value's size, so a truncated or padded
@@ -20,17 +25,29 @@
 
 use session_core::{Bytes, Error, Record, StoreKey, Timestamp};
 
-/// The first byte of every value this version writes.
+/// The first byte of the values of the first layout (read only).
 pub(crate) const FORMAT_V1: u8 = 1;
+/// The first byte of every value this version writes.
+pub(crate) const FORMAT_V2: u8 = 2;
 
-/// Encodes `record` (its key is not included).
-pub(crate) fn encode(record: &Record) -> Result<Vec<u8>, Error> {
+/// A record as stored: the record and where its expiry-index entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) record: Record,
+    /// The time under which the expiry index lists this record; never later
+    /// than `record.expires_at`.
+    pub(crate) indexed_at: Timestamp,
+}
+
+/// Encodes `record` with its index position (its key is not included).
+pub(crate) fn encode(record: &Record, indexed_at: Timestamp) -> Result<Vec<u8>, Error> {
     let owner_len = record.owner.as_ref().map_or(0, |o| 4 + o.len());
-    let mut out = Vec::with_capacity(1 + 8 + 8 + 8 + 1 + owner_len + 4 + record.data.len());
-    out.push(FORMAT_V1);
+    let mut out = Vec::with_capacity(1 + 8 + 8 + 8 + 8 + 1 + owner_len + 4 + record.data.len());
+    out.push(FORMAT_V2);
     out.extend_from_slice(&record.version.to_be_bytes());
     out.extend_from_slice(&record.created_at.as_millis().to_be_bytes());
     out.extend_from_slice(&record.expires_at.as_millis().to_be_bytes());
+    out.extend_from_slice(&indexed_at.as_millis().to_be_bytes());
     match &record.owner {
         None => out.push(0),
         Some(owner) => {
@@ -56,19 +73,26 @@ pub(crate) fn length_prefix(len: usize) -> Result<[u8; 4], Error> {
 /// Decodes the value stored under `key`. Any deviation from the layout is
 /// [`Error::Corrupt`], naming the key's short prefix (never a token: keys are
 /// hashes).
-pub(crate) fn decode(key: StoreKey, bytes: &[u8]) -> Result<Record, Error> {
+pub(crate) fn decode(key: StoreKey, bytes: &[u8]) -> Result<Stored, Error> {
     decode_fields(key, bytes).map_err(|why| Error::Corrupt(format!("sled record {}: {why}", key.short())))
 }
 
-fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Record, String> {
+fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Stored, String> {
     let mut r = Reader { bytes };
-    match r.u8()? {
-        FORMAT_V1 => {}
-        other => return Err(format!("unknown record format {other}")),
+    let format = r.u8()?;
+    if format != FORMAT_V1 && format != FORMAT_V2 {
+        return Err(format!("unknown record format {format}"));
     }
     let version = r.u64()?;
     let created_at = Timestamp::from_millis(r.i64()?);
     let expires_at = Timestamp::from_millis(r.i64()?);
+    let indexed_at = match format {
+        FORMAT_V1 => expires_at,
+        _ => Timestamp::from_millis(r.i64()?),
+    };
+    if indexed_at > expires_at {
+        return Err("indexed after its expiry".to_owned());
+    }
     let owner = match r.u8()? {
         0 => None,
         1 => {
@@ -82,13 +106,16 @@ fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Record, String> {
     if !r.bytes.is_empty() {
         return Err(format!("{} trailing bytes", r.bytes.len()));
     }
-    Ok(Record {
-        key,
-        version,
-        data,
-        created_at,
-        expires_at,
-        owner,
+    Ok(Stored {
+        record: Record {
+            key,
+            version,
+            data,
+            created_at,
+            expires_at,
+            owner,
+        },
+        indexed_at,
     })
 }
 
@@ -151,15 +178,17 @@ mod tests {
     fn round_trips_with_and_without_owner() {
         for owner in [None, Some(""), Some("alice"), Some("ünïcode")] {
             let record = sample(owner);
-            let bytes = encode(&record).expect("small record encodes");
-            assert_eq!(decode(record.key, &bytes).expect("decodes"), record);
+            let indexed_at = Timestamp::from_millis(7);
+            let bytes = encode(&record, indexed_at).expect("small record encodes");
+            let stored = decode(record.key, &bytes).expect("decodes");
+            assert_eq!((stored.record, stored.indexed_at), (record, indexed_at));
         }
     }
 
     #[test]
     fn every_truncation_and_extension_is_corrupt() {
         let record = sample(Some("bob"));
-        let bytes = encode(&record).expect("small record encodes");
+        let bytes = encode(&record, record.expires_at).expect("small record encodes");
         for n in 0..bytes.len() {
             assert!(
                 matches!(decode(record.key, &bytes[..n]), Err(Error::Corrupt(_))),
@@ -174,7 +203,7 @@ mod tests {
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
         let key = StoreKey::from_bytes([0; 32]);
-        for garbage in [&b""[..], b"\x00", b"\x02abc", b"\x01", &[0xff; 64], &[1; 64]] {
+        for garbage in [&b""[..], b"\x00", b"\x02abc", b"\x03", b"\x01", &[0xff; 64], &[1; 64]] {
             assert!(matches!(decode(key, garbage), Err(Error::Corrupt(_))));
         }
         // A huge announced length must not allocate or panic.
@@ -183,5 +212,26 @@ mod tests {
         bytes.push(1);
         bytes.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(decode(key, &bytes), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_first_layout_still_reads_with_its_entry_at_the_expiry() {
+        let record = sample(Some("dora"));
+        let v2 = encode(&record, record.expires_at).expect("encodes");
+        // Version 1 is version 2 without the 8 bytes of `indexed_at`.
+        let mut v1 = vec![FORMAT_V1];
+        v1.extend_from_slice(&v2[1..25]);
+        v1.extend_from_slice(&v2[33..]);
+        let stored = decode(record.key, &v1).expect("a version 1 value decodes");
+        assert_eq!((stored.record, stored.indexed_at), (record.clone(), record.expires_at));
+    }
+
+    #[test]
+    fn an_index_position_after_the_expiry_is_corrupt() {
+        let record = sample(None);
+        let mut record = record;
+        record.expires_at = Timestamp::from_millis(10);
+        let bytes = encode(&record, Timestamp::from_millis(11)).expect("encodes");
+        assert!(matches!(decode(record.key, &bytes), Err(Error::Corrupt(_))));
     }
 }

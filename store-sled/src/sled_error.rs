@@ -1,7 +1,6 @@
 //! How sled's errors become the contract's [`Error`].
 
 use session_core::Error;
-use sled::transaction::TransactionError;
 
 /// A sled failure during an operation: an I/O error that may pass (the disk
 /// was busy, a call was interrupted) is transient; anything else, including
@@ -24,14 +23,5 @@ pub(crate) fn backend(e: sled::Error) -> Error {
             Error::backend_permanent(format!("sled detected corruption in its files (at {at:?})"))
         }
         other => Error::backend_permanent(format!("sled error: {other}")),
-    }
-}
-
-/// The result of a transaction: our own errors come back from `abort`
-/// unchanged, sled's become [`Error::Backend`].
-pub(crate) fn from_transaction(e: TransactionError<Error>) -> Error {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => backend(e),
     }
 }

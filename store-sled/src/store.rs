@@ -1,4 +1,6 @@
-//! [`SledStore`]: the contract's operations as sled transactions.
+//! [`SledStore`]: the contract's operations as plain sled reads and writes
+//! under the store's own locks (see `locks`), with indexes kept as a superset
+//! of the records (see [`Inner::write_record`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,22 +8,17 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
-use sled::Transactional as _;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use crate::builder::SledStoreBuilder;
 use crate::flush_policy::FlushPolicy;
-use crate::index_keys::{
-    EXPIRY_KEY_LEN, expiry_key, owner_key, owner_prefix, parse_expiry_key, parse_generation, sortable,
-};
-use crate::record_layout::decode;
-use crate::sled_error::{backend, from_transaction};
-use crate::transaction::{OrAbort as _, TxResult, TxTrees, abort};
+use crate::index_keys::{expiry_key, owner_key, owner_prefix, parse_expiry_key, sortable};
+use crate::locks::Locks;
+use crate::record_layout::{Stored, decode, encode};
+use crate::sled_error::backend;
 
-/// How many expiry-index entries `delete_expired` handles per transaction.
-/// Bounds how long one transaction holds sled's process-wide transaction
-/// lock, and so how long other operations wait behind a big sweep.
+/// How many expiry-index entries `delete_expired` reads per range scan.
 const SWEEP_BATCH: usize = 128;
 
 /// A session store in an embedded sled database. Cheap to clone: clones share
@@ -44,9 +41,10 @@ pub(crate) struct Inner {
     pub(crate) records: sled::Tree,
     /// sortable(expires_at) ++ store key -> empty.
     pub(crate) expiry: sled::Tree,
-    /// length-prefixed owner ++ store key -> empty; length-prefixed owner ->
-    /// generation counter.
+    /// length-prefixed owner ++ store key -> empty.
     pub(crate) owners: sled::Tree,
+    /// What makes each operation atomic (see `locks`).
+    pub(crate) locks: Locks,
     pub(crate) flush: FlushPolicy,
     /// Group commit under `FlushPolicy::EveryWrite`: writes committed so far
     /// (a ticket each), and the highest ticket known to be on disk.
@@ -108,16 +106,32 @@ impl SledStore {
             .await
     }
 
-    /// Reads the whole database and checks that the indexes match the
-    /// records exactly: every record has its expiry entry and, if owned, its
-    /// owner entry, and no index entry lacks its record. Returns the number
-    /// of records. A full scan: for tests and offline checks of a quiescent
-    /// store (concurrent writes can show as false alarms).
+    /// Reads the whole database and checks what the store relies on: every
+    /// record decodes, has its expiry entry (filed no later than its expiry)
+    /// and, if owned, its owner entry; every index entry is well formed.
+    /// Returns the number of records. A full scan: for tests and offline
+    /// checks of a quiescent store (concurrent writes can show as false
+    /// alarms).
+    ///
+    /// Index entries without a matching record are allowed: a crash in the
+    /// middle of an operation can leave them, and they are dropped when the
+    /// sweep or an owner operation meets them. Count them with
+    /// [`leftover_index_entries`](Self::leftover_index_entries).
     ///
     /// Errors: [`Error::Corrupt`] naming the first inconsistency or
     /// undecodable record.
     pub fn verify_indexes(&self) -> Result<u64, Error> {
         self.inner.verify_indexes()
+    }
+
+    /// Counts index entries that match no record: leftovers of an operation
+    /// interrupted by a crash, or of a damaged record that was deleted. They
+    /// cost a little disk and nothing else; zero on a store that never
+    /// crashed. A full scan, like [`verify_indexes`](Self::verify_indexes).
+    ///
+    /// Errors: [`Error::Corrupt`] for a malformed index entry.
+    pub fn leftover_index_entries(&self) -> Result<u64, Error> {
+        self.inner.leftover_index_entries()
     }
 
     /// Writes `bytes` as the stored value of `key`, bypassing every check and
@@ -140,12 +154,9 @@ impl SledStore {
     }
 
     /// Runs `op` on tokio's blocking pool when there is a runtime, inline
-    /// otherwise. Every write and every scan goes through here: a
-    /// transaction takes sled's process-wide lock in write mode, which waits
-    /// for any flush in progress (a flush holds that lock in read mode until
-    /// its `fsync` returns), and `acknowledge` waits for a flush itself.
-    /// Only `load` runs inline. See "Blocking calls" in the crate docs for
-    /// the source reading and the measurements behind this split.
+    /// otherwise: for the scans (owner operations, the sweep) and for the
+    /// flush that acknowledges a write under [`FlushPolicy::EveryWrite`].
+    /// Point operations run inline. See "Blocking calls" in the crate docs.
     async fn off_the_workers<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Inner) -> Result<T, Error> + Send + 'static,
@@ -163,12 +174,24 @@ impl SledStore {
     }
 }
 
+/// Where a rewritten record's expiry-index entry goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Filing {
+    /// Keep the entry of the record it replaces when that one is still early
+    /// enough (never later than the new expiry): a renewal then writes only
+    /// the record, and the sweep moves the entry when it reaches it.
+    Keep,
+    /// File the record under its own expiry (a new session, a replaced
+    /// expired one, a rotated one).
+    Fresh,
+}
+
 impl Inner {
-    /// Called after a transaction that wrote: under
+    /// Called after an operation that wrote: under
     /// [`FlushPolicy::EveryWrite`], returns once that write is on disk.
     ///
-    /// Group commit: the writer takes a ticket after its commit; whoever
-    /// holds `flushing` flushes everything committed up to then, so writers
+    /// Group commit: the writer takes a ticket after its write; whoever
+    /// holds `flushing` flushes everything written up to then, so writers
     /// waiting behind it usually find their ticket already durable. sled's
     /// own `flush_async` is not used: it runs flushes on sled's small I/O
     /// pool, and with many concurrent writers every pool thread ends up in a
@@ -194,226 +217,295 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs `f` as one sled transaction over the three trees. sled runs
-    /// transactions under a process-wide lock, so `f` sees and changes one
-    /// consistent state; it must not touch the plain trees (that lock is not
-    /// reentrant).
-    fn transact<T>(&self, f: impl Fn(&TxTrees<'_>) -> TxResult<T>) -> Result<T, Error> {
-        (&self.records, &self.expiry, &self.owners)
-            .transaction(|(records, expiry, owners)| {
-                f(&TxTrees {
-                    records,
-                    expiry,
-                    owners,
-                })
-            })
-            .map_err(from_transaction)
+    // ---- the trees, one plain sled call each --------------------------------
+
+    /// The record under `key`, live or not, with its index position;
+    /// undecodable bytes are [`Error::Corrupt`]. Call with `key`'s stripe held.
+    fn get(&self, key: &StoreKey) -> Result<Option<Stored>, Error> {
+        match self.records.get(key.as_bytes()).map_err(backend)? {
+            None => Ok(None),
+            Some(bytes) => decode(*key, &bytes).map(Some),
+        }
     }
+
+    fn add_expiry_entry(&self, at: Timestamp, key: &StoreKey) -> Result<(), Error> {
+        self.expiry
+            .insert(expiry_key(at, key), &[][..])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn remove_expiry_entry(&self, at: Timestamp, key: &StoreKey) -> Result<(), Error> {
+        self.expiry.remove(expiry_key(at, key)).map(drop).map_err(backend)
+    }
+
+    fn add_owner_entry(&self, owner: &str, key: &StoreKey) -> Result<(), Error> {
+        self.owners
+            .insert(owner_key(owner, key)?, &[][..])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn remove_owner_entry(&self, owner: &str, key: &StoreKey) -> Result<(), Error> {
+        self.owners.remove(owner_key(owner, key)?).map(drop).map_err(backend)
+    }
+
+    /// Writes `record` over `old` (what is stored under the same key now, as
+    /// read under the key's stripe), keeping the indexes a superset of the
+    /// truth at every step, so that a crash between two steps leaves only
+    /// extra entries, never a record its indexes miss:
+    ///
+    /// 1. add the entries the new record needs;
+    /// 2. write the record (one atomic sled insert: the operation's
+    ///    linearization point, and the all-or-nothing point for a crash);
+    /// 3. remove the entries only the old record needed.
+    ///
+    /// Call with the key's stripe held in write mode, and with the gate in
+    /// read mode if `record` has an owner that `old` does not have.
+    fn write_record(&self, record: &Record, old: Option<&Stored>, filing: Filing) -> Result<(), Error> {
+        let key = &record.key;
+        let indexed_at = match old {
+            Some(old) if filing == Filing::Keep && old.indexed_at <= record.expires_at => old.indexed_at,
+            _ => record.expires_at,
+        };
+        let value = encode(record, indexed_at)?;
+        let owner_changed = old.is_none_or(|old| old.record.owner != record.owner);
+        if old.is_none_or(|old| old.indexed_at != indexed_at) {
+            self.add_expiry_entry(indexed_at, key)?;
+        }
+        if let Some(owner) = record.owner.as_deref().filter(|_| owner_changed) {
+            self.add_owner_entry(owner, key)?;
+        }
+        self.records.insert(key.as_bytes(), value).map_err(backend)?;
+        if let Some(old) = old {
+            if old.indexed_at != indexed_at {
+                self.remove_expiry_entry(old.indexed_at, key)?;
+            }
+            if let Some(owner) = old.record.owner.as_deref().filter(|_| owner_changed) {
+                self.remove_owner_entry(owner, key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `stored` (as read under its key's stripe, held in write mode):
+    /// the record first, then its entries, for the same reason as in
+    /// [`write_record`](Self::write_record).
+    fn remove_record(&self, stored: &Stored) -> Result<(), Error> {
+        let key = &stored.record.key;
+        self.records.remove(key.as_bytes()).map_err(backend)?;
+        self.remove_expiry_entry(stored.indexed_at, key)?;
+        if let Some(owner) = &stored.record.owner {
+            self.remove_owner_entry(owner, key)?;
+        }
+        Ok(())
+    }
+
+    /// Removes whatever is stored under `key` without decoding it (it may be
+    /// damaged). Its index entries cannot be found without the record; the
+    /// owner operations and the sweep drop them when they meet them.
+    fn remove_undecoded(&self, key: &StoreKey) -> Result<(), Error> {
+        tracing::warn!(key = %key.short(), "removing a damaged sled record");
+        self.records.remove(key.as_bytes()).map(drop).map_err(backend)
+    }
+
+    /// The keys the owner index lists for `owner`. Call with the gate held in
+    /// write mode, so that the list is complete until it is released.
+    fn owner_keys(&self, owner: &str) -> Result<Vec<StoreKey>, Error> {
+        let prefix = owner_prefix(owner)?;
+        let mut keys = Vec::new();
+        for entry in self.owners.scan_prefix(&prefix).keys() {
+            let entry = entry.map_err(backend)?;
+            // Anything else under the prefix (an old generation counter) is
+            // not an entry.
+            if entry.len() == prefix.len() + 32 {
+                keys.push(StoreKey::from_slice(&entry[prefix.len()..])?);
+            }
+        }
+        Ok(keys)
+    }
+
+    // ---- the operations -----------------------------------------------------
 
     fn create(&self, record: &Record, now: Timestamp) -> Result<(), Error> {
         let record = Record {
             version: 1,
             ..record.clone()
         };
-        self.transact(|tx| {
-            let old = tx.get(&record.key)?;
-            if old.as_ref().is_some_and(|old| old.is_live_at(now)) {
-                return abort(Error::AlreadyExists);
-            }
-            tx.put(&record, old.as_ref())
-        })
+        let _gate = record.owner.is_some().then(|| self.locks.adding_owner_entries());
+        let _stripe = self.locks.write(&record.key);
+        let old = self.get(&record.key)?;
+        if old.as_ref().is_some_and(|old| old.record.is_live_at(now)) {
+            return Err(Error::AlreadyExists);
+        }
+        self.write_record(&record, old.as_ref(), Filing::Fresh)
     }
 
     fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
-        // One key: a plain read is atomic and cheaper than a transaction.
-        match self.records.get(key.as_bytes()).map_err(backend)? {
-            None => Ok(None),
-            Some(bytes) => Ok(Some(decode(*key, &bytes)?).filter(|r| r.is_live_at(now))),
-        }
+        let _stripe = self.locks.read(key);
+        Ok(self.get(key)?.map(|s| s.record).filter(|r| r.is_live_at(now)))
     }
 
     fn update(&self, key: &StoreKey, update: &Update, now: Timestamp) -> Result<u64, Error> {
-        self.transact(|tx| {
-            let Some(old) = tx.get(key)?.filter(|r| r.is_live_at(now)) else {
-                return abort(Error::NotFound);
-            };
-            if old.version != update.expected_version {
-                return abort(Error::Conflict { current: old.version });
-            }
-            let Some(version) = old.version.checked_add(1) else {
-                return abort(Error::Corrupt(format!(
-                    "sled record {}: version at its maximum",
-                    key.short()
-                )));
-            };
-            let new = Record {
-                version,
-                data: update.data.clone(),
-                expires_at: update.expires_at,
-                owner: update.owner.clone(),
-                ..old.clone()
-            };
-            tx.put(&new, Some(&old))?;
-            Ok(version)
-        })
+        let _gate = update.owner.is_some().then(|| self.locks.adding_owner_entries());
+        let _stripe = self.locks.write(key);
+        let Some(old) = self.get(key)?.filter(|s| s.record.is_live_at(now)) else {
+            return Err(Error::NotFound);
+        };
+        if old.record.version != update.expected_version {
+            return Err(Error::Conflict {
+                current: old.record.version,
+            });
+        }
+        let Some(version) = old.record.version.checked_add(1) else {
+            return Err(Error::Corrupt(format!(
+                "sled record {}: version at its maximum",
+                key.short()
+            )));
+        };
+        let new = Record {
+            version,
+            data: update.data.clone(),
+            expires_at: update.expires_at,
+            owner: update.owner.clone(),
+            ..old.record.clone()
+        };
+        self.write_record(&new, Some(&old), Filing::Keep)?;
+        Ok(version)
     }
 
     /// Returns (live, wrote).
     fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<(bool, bool), Error> {
-        self.transact(|tx| {
-            let Some(old) = tx.get(key)?.filter(|r| r.is_live_at(now)) else {
-                return Ok((false, false));
-            };
-            if expires_at <= old.expires_at {
-                return Ok((true, false));
-            }
-            let new = Record {
-                expires_at,
-                ..old.clone()
-            };
-            tx.put(&new, Some(&old))?;
-            Ok((true, true))
-        })
+        let _stripe = self.locks.write(key);
+        let Some(old) = self.get(key)?.filter(|s| s.record.is_live_at(now)) else {
+            return Ok((false, false));
+        };
+        if expires_at <= old.record.expires_at {
+            return Ok((true, false));
+        }
+        let new = Record {
+            expires_at,
+            ..old.record.clone()
+        };
+        self.write_record(&new, Some(&old), Filing::Keep)?;
+        Ok((true, true))
     }
 
+    /// Writes the moved record under the new key first and removes the old
+    /// one second: a crash in between leaves the session under both keys,
+    /// as if the rotation had not happened, plus a copy under a key nobody
+    /// was given (it expires and is swept like any other).
     fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
-        self.transact(|tx| {
-            let Some(old) = tx.get(old_key)?.filter(|r| r.is_live_at(now)) else {
-                return abort(Error::NotFound);
-            };
-            let taken = tx.get(new_key)?;
-            if old_key == new_key || taken.as_ref().is_some_and(|r| r.is_live_at(now)) {
-                return abort(Error::AlreadyExists);
-            }
-            if let Some(expired) = &taken {
-                tx.remove(expired)?;
-            }
-            tx.remove(&old)?;
-            let moved = Record {
-                key: *new_key,
-                version: 1,
-                ..old.clone()
-            };
-            tx.put(&moved, None)
-        })
+        let _gate = self.locks.adding_owner_entries();
+        let _stripes = self.locks.write_all([old_key, new_key]);
+        let Some(old) = self.get(old_key)?.filter(|s| s.record.is_live_at(now)) else {
+            return Err(Error::NotFound);
+        };
+        let taken = self.get(new_key)?;
+        if old_key == new_key || taken.as_ref().is_some_and(|s| s.record.is_live_at(now)) {
+            return Err(Error::AlreadyExists);
+        }
+        let moved = Record {
+            key: *new_key,
+            version: 1,
+            ..old.record.clone()
+        };
+        self.write_record(&moved, taken.as_ref(), Filing::Fresh)?;
+        self.remove_record(&old)
     }
 
     /// Returns (was live, wrote). Removing needs no decoding: a damaged
     /// record is removed too (reported as not live), so a session can always
     /// be ended.
     fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<(bool, bool), Error> {
-        self.transact(|tx| match tx.records.get(key.as_bytes())? {
-            None => Ok((false, false)),
-            Some(bytes) => match decode(*key, &bytes) {
-                Ok(old) => {
-                    tx.remove(&old)?;
-                    Ok((old.is_live_at(now), true))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "deleting a damaged sled record");
-                    tx.remove_undecoded(key, None)?;
-                    Ok((false, true))
-                }
-            },
-        })
-    }
-
-    /// Runs `f` in a transaction with the keys that the owner index lists
-    /// for `owner`, exactly as the index is at that transaction's instant.
-    ///
-    /// sled cannot range-scan inside a transaction, so the scan happens
-    /// before it, bracketed by the owner's generation counter: if the
-    /// transaction still reads the generation read before the scan, nothing
-    /// changed that owner's entries in between, so the scan is exactly the
-    /// index at the transaction's instant and the result is linearizable.
-    /// Otherwise a writer made progress meanwhile, and we scan again.
-    fn with_owner_keys<T>(
-        &self,
-        owner: &str,
-        f: impl Fn(&TxTrees<'_>, &[StoreKey]) -> TxResult<T>,
-    ) -> Result<T, Error> {
-        let prefix = owner_prefix(owner)?;
-        loop {
-            let before = parse_generation(self.owners.get(&prefix).map_err(backend)?.as_deref())?;
-            let mut keys = Vec::new();
-            for entry in self.owners.scan_prefix(&prefix).keys() {
-                let entry = entry.map_err(backend)?;
-                // The bare prefix is the generation counter, not an entry.
-                if entry.len() == prefix.len() + 32 {
-                    keys.push(StoreKey::from_slice(&entry[prefix.len()..])?);
-                }
+        let _stripe = self.locks.write(key);
+        match self.get(key) {
+            Ok(None) => Ok((false, false)),
+            Ok(Some(old)) => {
+                self.remove_record(&old)?;
+                Ok((old.record.is_live_at(now), true))
             }
-            let result = self.transact(|tx| {
-                if tx.generation(owner)? != before {
-                    return Ok(None);
-                }
-                f(tx, &keys).map(Some)
-            })?;
-            if let Some(result) = result {
-                return Ok(result);
+            Err(Error::Corrupt(_)) => {
+                self.remove_undecoded(key)?;
+                Ok((false, true))
             }
+            Err(e) => Err(e),
         }
     }
 
+    /// The owner's live sessions at one instant: with the gate in write mode
+    /// no session can join the owner or move to another key, and with the
+    /// listed keys' stripes held no listed record can change, while the
+    /// records are read.
     fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
-        self.with_owner_keys(owner, |tx, keys| {
-            let mut live = Vec::with_capacity(keys.len());
-            for key in keys {
-                // The index and the records change together, so a listed
-                // record is there and has this owner, unless a damaged record
-                // was deleted: skip such a leftover entry.
-                if let Some(r) = tx
-                    .get(key)?
-                    .filter(|r| r.owner.as_deref() == Some(owner) && r.is_live_at(now))
-                {
-                    live.push(OwnedSession {
-                        key: r.key,
-                        created_at: r.created_at,
-                        expires_at: r.expires_at,
-                    });
-                }
+        let _gate = self.locks.scanning_owner_entries();
+        let keys = self.owner_keys(owner)?;
+        let _stripes = self.locks.read_all(&keys);
+        let mut live = Vec::with_capacity(keys.len());
+        for key in &keys {
+            // A leftover entry (its record is gone or has another owner) is
+            // skipped; `delete_by_owner` removes such entries.
+            if let Some(r) = self
+                .get(key)?
+                .map(|s| s.record)
+                .filter(|r| r.owner.as_deref() == Some(owner) && r.is_live_at(now))
+            {
+                live.push(OwnedSession {
+                    key: r.key,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                });
             }
-            Ok(live)
-        })
+        }
+        Ok(live)
     }
 
-    /// Returns (live removed, wrote). Like `delete`, removes damaged records
-    /// too (not counted), and drops leftover entries: ending every session of
-    /// an owner must not stop at one unreadable record.
+    /// Returns (live removed, wrote). Atomic like `list_by_owner`. Like
+    /// `delete`, removes damaged records too (not counted), and drops
+    /// leftover entries: ending every session of an owner must not stop at
+    /// one unreadable record.
     fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<(u64, bool), Error> {
-        self.with_owner_keys(owner, |tx, keys| {
-            let mut live = 0;
-            for key in keys {
-                match tx.records.get(key.as_bytes())?.map(|bytes| decode(*key, &bytes)) {
-                    Some(Ok(record)) if record.owner.as_deref() == Some(owner) => {
-                        tx.remove(&record)?;
-                        live += u64::from(record.is_live_at(now));
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "deleting a damaged sled record");
-                        tx.remove_undecoded(key, Some(owner))?;
-                    }
-                    // A leftover entry: its record is gone or has another owner.
-                    None | Some(Ok(_)) => tx.unindex_owner(owner, key)?,
+        let _gate = self.locks.scanning_owner_entries();
+        let keys = self.owner_keys(owner)?;
+        let _stripes = self.locks.write_all(&keys);
+        let mut live = 0;
+        for key in &keys {
+            match self.get(key) {
+                Ok(Some(stored)) if stored.record.owner.as_deref() == Some(owner) => {
+                    self.remove_record(&stored)?;
+                    live += u64::from(stored.record.is_live_at(now));
                 }
+                Err(Error::Corrupt(_)) => {
+                    self.remove_undecoded(key)?;
+                    self.remove_owner_entry(owner, key)?;
+                }
+                Err(e) => return Err(e),
+                // A leftover entry: its record is gone or has another owner.
+                Ok(_) => self.remove_owner_entry(owner, key)?,
             }
-            Ok((live, !keys.is_empty()))
-        })
+        }
+        Ok((live, !keys.is_empty()))
     }
 
-    /// Walks the expiry index from its start (the soonest expiry) up to
-    /// `now`, in batches, and removes each record that is still expired
-    /// inside a transaction: compare-and-delete, so a record renewed after
-    /// the scan saw it stays.
+    /// Walks the expiry index from its start (the soonest entry) up to
+    /// `now`, in batches, and handles each entry under its key's stripe:
+    ///
+    /// - its record is still expired: remove the record and its entries
+    ///   (compare-and-delete: a record renewed since the scan stays);
+    /// - its record is live (renewed since it was filed): file it again under
+    ///   its expiry, so that renewals need not move entries themselves;
+    /// - no record, or a record filed elsewhere: a leftover, dropped;
+    /// - a damaged record: skipped (left for `load` to report).
+    ///
+    /// Returns how many expired records it removed, at most `limit`.
     pub(crate) fn delete_expired_blocking(&self, now: Timestamp, limit: usize) -> Result<u64, Error> {
-        // Every entry whose expiry is <= now sorts at or below this key.
+        // Every entry filed at or before now sorts at or below this key.
         let mut upper = sortable(now).to_vec();
         upper.extend_from_slice(&[0xff; 32]);
         let mut cursor: Vec<u8> = Vec::new();
         let mut removed: u64 = 0;
         loop {
-            let wanted = limit.saturating_sub(usize::try_from(removed).unwrap_or(usize::MAX));
-            if wanted == 0 {
+            if usize::try_from(removed).unwrap_or(usize::MAX) >= limit {
                 return Ok(removed);
             }
             let mut batch = Vec::new();
@@ -421,10 +513,9 @@ impl Inner {
                 .expiry
                 .range(cursor.clone()..=upper.clone())
                 .keys()
-                .take(wanted.min(SWEEP_BATCH))
+                .take(SWEEP_BATCH)
             {
-                let entry = entry.map_err(backend)?;
-                batch.push(entry);
+                batch.push(entry.map_err(backend)?);
             }
             let Some(last) = batch.last() else {
                 return Ok(removed);
@@ -433,76 +524,79 @@ impl Inner {
             // below (damaged records) are not read again.
             cursor = last.to_vec();
             cursor.push(0);
-            removed += self.transact(|tx| {
-                let mut n = 0;
-                for entry in &batch {
-                    let (indexed_at, key) = parse_expiry_key(entry).or_abort()?;
-                    let record = match tx.records.get(key.as_bytes())? {
-                        Some(bytes) => match decode(key, &bytes) {
-                            Ok(record) => record,
-                            Err(e) => {
-                                // Garbage collection must not stall on one
-                                // damaged record: leave it for `load` to report.
-                                tracing::warn!(error = %e, "sled sweep skipped a damaged record");
-                                continue;
-                            }
-                        },
-                        None => {
-                            // An entry without a record (only after damage):
-                            // drop the entry, count nothing.
-                            tx.expiry.remove(&entry[..])?;
-                            continue;
-                        }
-                    };
-                    if record.is_live_at(now) {
-                        continue; // renewed since the scan
-                    }
-                    if record.expires_at != indexed_at {
-                        tx.expiry.remove(&expiry_key(indexed_at, &key)[..])?;
-                    }
-                    tx.remove(&record)?;
-                    n += 1;
+            for entry in &batch {
+                if usize::try_from(removed).unwrap_or(usize::MAX) >= limit {
+                    return Ok(removed);
                 }
-                Ok(n)
-            })?;
+                removed += u64::from(self.sweep_entry(entry, now)?);
+            }
         }
     }
 
+    /// One expiry entry of the sweep; returns whether it removed an expired
+    /// record.
+    fn sweep_entry(&self, entry: &[u8], now: Timestamp) -> Result<bool, Error> {
+        let (at, key) = match parse_expiry_key(entry) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // Not an entry this crate writes: it can only be in the way.
+                tracing::warn!(error = %e, "sled sweep dropped a malformed expiry entry");
+                self.expiry.remove(entry).map_err(backend)?;
+                return Ok(false);
+            }
+        };
+        let _stripe = self.locks.write(&key);
+        let stored = match self.get(&key) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                self.remove_expiry_entry(at, &key)?;
+                return Ok(false);
+            }
+            Err(Error::Corrupt(e)) => {
+                // Garbage collection must not stall on one damaged record.
+                tracing::warn!(error = %e, "sled sweep skipped a damaged record");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if stored.indexed_at != at {
+            self.remove_expiry_entry(at, &key)?;
+            return Ok(false);
+        }
+        if stored.record.is_live_at(now) {
+            self.write_record(&stored.record, Some(&stored), Filing::Fresh)?;
+            return Ok(false);
+        }
+        self.remove_record(&stored)?;
+        Ok(true)
+    }
+
+    /// See [`SledStore::verify_indexes`].
     fn verify_indexes(&self) -> Result<u64, Error> {
         let corrupt = |why: String| Error::Corrupt(format!("sled index check: {why}"));
         let mut records = 0u64;
-        let mut expected_owner_entries = 0usize;
         for item in self.records.iter() {
             let (key, bytes) = item.map_err(backend)?;
             let key = StoreKey::from_slice(&key)?;
-            let record = decode(key, &bytes)?;
+            let stored = decode(key, &bytes)?;
             records += 1;
             if !self
                 .expiry
-                .contains_key(expiry_key(record.expires_at, &key))
+                .contains_key(expiry_key(stored.indexed_at, &key))
                 .map_err(backend)?
             {
                 return Err(corrupt(format!("record {} has no expiry entry", key.short())));
             }
-            if let Some(owner) = &record.owner {
-                expected_owner_entries += 1;
-                if !self.owners.contains_key(owner_key(owner, &key)?).map_err(backend)? {
-                    return Err(corrupt(format!("record {} has no owner entry", key.short())));
-                }
+            if let Some(owner) = &stored.record.owner
+                && !self.owners.contains_key(owner_key(owner, &key)?).map_err(backend)?
+            {
+                return Err(corrupt(format!("record {} has no owner entry", key.short())));
             }
         }
         for entry in self.expiry.iter().keys() {
             let entry = entry.map_err(backend)?;
-            if entry.len() != EXPIRY_KEY_LEN {
-                return Err(corrupt(format!("expiry entry of {} bytes", entry.len())));
-            }
-            let (at, key) = parse_expiry_key(&entry)?;
-            match self.records.get(key.as_bytes()).map_err(backend)? {
-                Some(bytes) if decode(key, &bytes)?.expires_at == at => {}
-                _ => return Err(corrupt(format!("expiry entry for {} matches no record", key.short()))),
-            }
+            parse_expiry_key(&entry).map_err(|e| corrupt(e.to_string()))?;
         }
-        let mut owner_entries = 0usize;
         for entry in self.owners.iter().keys() {
             let entry = entry.map_err(backend)?;
             let owner_len = entry
@@ -510,83 +604,88 @@ impl Inner {
                 .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
                 .ok_or_else(|| corrupt("owner entry shorter than its length prefix".into()))?;
             match entry.len().checked_sub(4 + owner_len) {
-                Some(0) => {} // a generation counter
-                Some(32) => {
-                    owner_entries += 1;
-                    let key = StoreKey::from_slice(&entry[4 + owner_len..])?;
-                    let owner = std::str::from_utf8(&entry[4..4 + owner_len])
-                        .map_err(|_| corrupt("owner is not UTF-8".into()))?;
-                    match self.records.get(key.as_bytes()).map_err(backend)? {
-                        Some(bytes) if decode(key, &bytes)?.owner.as_deref() == Some(owner) => {}
-                        _ => return Err(corrupt(format!("owner entry for {} matches no record", key.short()))),
-                    }
+                Some(0 | 32) => {
+                    std::str::from_utf8(&entry[4..4 + owner_len]).map_err(|_| corrupt("owner is not UTF-8".into()))?;
                 }
                 _ => return Err(corrupt(format!("owner entry of {} bytes", entry.len()))),
             }
         }
-        if owner_entries != expected_owner_entries {
-            return Err(corrupt(format!(
-                "{owner_entries} owner entries for {expected_owner_entries} owned records"
-            )));
-        }
         Ok(records)
+    }
+
+    /// How many index entries match no record (leftovers of interrupted or
+    /// damaged-record operations). See [`SledStore::leftover_index_entries`].
+    fn leftover_index_entries(&self) -> Result<u64, Error> {
+        let mut leftovers = 0u64;
+        for entry in self.expiry.iter().keys() {
+            let entry = entry.map_err(backend)?;
+            let (at, key) = parse_expiry_key(&entry)?;
+            let matches = matches!(self.get(&key), Ok(Some(s)) if s.indexed_at == at);
+            leftovers += u64::from(!matches);
+        }
+        for entry in self.owners.iter().keys() {
+            let entry = entry.map_err(backend)?;
+            let Some(owner_len) = entry
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            else {
+                continue;
+            };
+            if entry.len() != 4 + owner_len + 32 {
+                continue;
+            }
+            let owner = std::str::from_utf8(&entry[4..4 + owner_len]).ok();
+            let key = StoreKey::from_slice(&entry[4 + owner_len..])?;
+            let matches = matches!(self.get(&key), Ok(Some(s)) if s.record.owner.as_deref() == owner);
+            leftovers += u64::from(!matches);
+        }
+        Ok(leftovers)
+    }
+}
+
+impl SledStore {
+    /// Under [`FlushPolicy::EveryWrite`], waits (off the workers) until a
+    /// write that just happened is on disk.
+    async fn acknowledged(&self, wrote: bool) -> Result<(), Error> {
+        if !wrote || self.inner.flush != FlushPolicy::EveryWrite {
+            return Ok(());
+        }
+        self.off_the_workers(|inner| inner.acknowledge(true)).await
     }
 }
 
 #[async_trait]
 impl SessionStore for SledStore {
     async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
-        self.off_the_workers(move |inner| {
-            inner.create(&record, now)?;
-            inner.acknowledge(true)
-        })
-        .await
+        self.inner.create(&record, now)?;
+        self.acknowledged(true).await
     }
 
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
-        // Inline, on the calling task: a point read never waits for a flush
-        // by itself, and the hand-off to the blocking pool cost more than
-        // the read (see "Blocking calls" in the crate docs).
         self.inner.load(key, now)
     }
 
     async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
-        let key = *key;
-        self.off_the_workers(move |inner| {
-            let version = inner.update(&key, &update, now)?;
-            inner.acknowledge(true)?;
-            Ok(version)
-        })
-        .await
+        let version = self.inner.update(key, &update, now)?;
+        self.acknowledged(true).await?;
+        Ok(version)
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
-        let key = *key;
-        self.off_the_workers(move |inner| {
-            let (live, wrote) = inner.touch(&key, expires_at, now)?;
-            inner.acknowledge(wrote)?;
-            Ok(live)
-        })
-        .await
+        let (live, wrote) = self.inner.touch(key, expires_at, now)?;
+        self.acknowledged(wrote).await?;
+        Ok(live)
     }
 
     async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
-        let (old_key, new_key) = (*old_key, *new_key);
-        self.off_the_workers(move |inner| {
-            inner.rotate(&old_key, &new_key, now)?;
-            inner.acknowledge(true)
-        })
-        .await
+        self.inner.rotate(old_key, new_key, now)?;
+        self.acknowledged(true).await
     }
 
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
-        let key = *key;
-        self.off_the_workers(move |inner| {
-            let (live, wrote) = inner.delete(&key, now)?;
-            inner.acknowledge(wrote)?;
-            Ok(live)
-        })
-        .await
+        let (live, wrote) = self.inner.delete(key, now)?;
+        self.acknowledged(wrote).await?;
+        Ok(live)
     }
 
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {

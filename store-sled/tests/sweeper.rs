@@ -137,3 +137,44 @@ async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() 
     assert_eq!(store.len(), 5);
     assert_eq!(store.verify_indexes().expect("consistent"), 5);
 }
+
+#[tokio::test]
+async fn a_renewed_session_is_refiled_by_the_sweep_not_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::builder(dir.path().join("db"))
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .open()
+        .expect("open");
+    let now = Timestamp::from_millis(1_000_000);
+    let renewed = record(now, HOUR);
+    let left = record(now, HOUR);
+    for r in [&renewed, &left] {
+        store.create(r.clone(), now).await.expect("create");
+    }
+    // A renewal writes only the record: its index entry stays at the first
+    // expiry, which is allowed (never later than the expiry).
+    assert!(store.touch(&renewed.key, now + 3 * HOUR, now).await.expect("touch"));
+    assert_eq!(store.verify_indexes().expect("consistent"), 2);
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+
+    // At the first expiry the sweep removes only the session left alone, and
+    // files the renewed one again under its new expiry.
+    let later = now + 2 * HOUR;
+    assert_eq!(store.delete_expired(later, 100).await.expect("sweep"), 1);
+    let kept = store
+        .load(&renewed.key, later)
+        .await
+        .expect("load")
+        .expect("still live");
+    assert_eq!((kept.version, kept.expires_at), (1, now + 3 * HOUR));
+    assert_eq!(store.verify_indexes().expect("consistent"), 1);
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+    assert_eq!(store.delete_expired(later, 100).await.expect("nothing more"), 0);
+    assert_eq!(store.list_by_owner("dora", later).await.expect("list").len(), 1);
+
+    // At its own expiry it goes too.
+    assert_eq!(store.delete_expired(now + 3 * HOUR, 100).await.expect("sweep"), 1);
+    assert!(store.is_empty());
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+    assert_eq!(store.list_by_owner("dora", later).await.expect("list"), []);
+}

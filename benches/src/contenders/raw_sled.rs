@@ -79,13 +79,14 @@ impl Contender for RawSled {
     }
 
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError> {
+        // Plain inserts, not `apply_batch`: a batch (like a transaction)
+        // switches sled's process-wide lock on for every database in the
+        // process for good, which would slow every sled contender after it.
         let value = self.value(self.clock.expiry().as_millis(), payload);
-        for chunk in keys.chunks(10_000) {
-            let mut batch = sled::Batch::default();
-            for key in chunk {
-                batch.insert(&key.as_bytes()[..], value.as_slice());
-            }
-            self.tree.apply_batch(batch).map_err(failed("preload"))?;
+        for key in keys {
+            self.tree
+                .insert(&key.as_bytes()[..], value.as_slice())
+                .map_err(failed("preload"))?;
         }
         Ok(())
     }
