@@ -34,16 +34,23 @@
 //!   "Why no sled transactions" below.
 //! - **Indexes are a superset of the records.** A write adds the index
 //!   entries its new record needs, then writes the record, then removes the
-//!   entries only the old record needed; a removal removes the record first.
-//!   sled recovers a prefix of its log, so a crash between two of these
-//!   steps leaves extra entries, never a record its indexes miss. The sweep
-//!   and the owner operations read the record behind each entry and drop
-//!   leftovers as they meet them; [`SledStore::verify_indexes`] checks the
-//!   invariant and [`SledStore::leftover_index_entries`] counts leftovers.
-//!   A renewal (`touch`, or an `update` that does not shorten the expiry)
-//!   writes only the record: its expiry entry stays where it was, and the
-//!   sweep, on reaching it while the session is still live, files the
-//!   session again under its new expiry.
+//!   owner entry only the old record needed; a removal removes the record
+//!   first. sled recovers a prefix of its log, so a crash between two of
+//!   these steps leaves extra entries, never a record its indexes miss. The
+//!   sweep and the owner operations read the record behind each entry and
+//!   drop leftovers as they meet them; [`SledStore::verify_indexes`] checks
+//!   the invariant and [`SledStore::leftover_index_entries`] counts
+//!   leftovers.
+//! - **Writes do only the sled writes they cannot avoid.** Expiry entries
+//!   are removed by the sweep alone: a deleted, rotated or re-filed
+//!   session's entry stays until the sweep reaches its time (never later
+//!   than the expiry it was filed for) and finds it stale. A renewal
+//!   (`touch`, or an `update` that does not shorten the expiry) writes only
+//!   the record: its expiry entry stays where it was, and the sweep, on
+//!   reaching it while the session is still live, files the session again
+//!   under its new expiry. So `update` and `touch` are one read and one
+//!   insert, `delete` one read and two removals (record, owner entry),
+//!   `create` one read and up to three inserts.
 //! - **Durability** is chosen with [`FlushPolicy`]:
 //!   - [`FlushPolicy::EveryWrite`] (the default): an operation that writes
 //!     returns only after sled has written and `fsync`ed its log. An

@@ -124,10 +124,13 @@ impl SledStore {
         self.inner.verify_indexes()
     }
 
-    /// Counts index entries that match no record: leftovers of an operation
-    /// interrupted by a crash, or of a damaged record that was deleted. They
-    /// cost a little disk and nothing else; zero on a store that never
-    /// crashed. A full scan, like [`verify_indexes`](Self::verify_indexes).
+    /// Counts index entries that match no record. Expiry entries of deleted,
+    /// rotated or re-filed sessions are left for the sweep, which drops each
+    /// when its time comes (never later than the expiry it was filed for);
+    /// owner entries only remain after a crash in the middle of an operation
+    /// or the deletion of a damaged record, until an owner operation meets
+    /// them. They cost a little disk and nothing else. A full scan, like
+    /// [`verify_indexes`](Self::verify_indexes).
     ///
     /// Errors: [`Error::Corrupt`] for a malformed index entry.
     pub fn leftover_index_entries(&self) -> Result<u64, Error> {
@@ -258,7 +261,12 @@ impl Inner {
     /// 1. add the entries the new record needs;
     /// 2. write the record (one atomic sled insert: the operation's
     ///    linearization point, and the all-or-nothing point for a crash);
-    /// 3. remove the entries only the old record needed.
+    /// 3. remove the owner entry only the old record needed.
+    ///
+    /// Expiry entries are never removed here: an entry that no longer matches
+    /// its record is dropped by the sweep when its time comes (it is never
+    /// later than the expiry it was filed for), which keeps a write on the
+    /// request path to the sled writes it cannot avoid.
     ///
     /// Call with the key's stripe held in write mode, and with the gate in
     /// read mode if `record` has an owner that `old` does not have.
@@ -277,24 +285,22 @@ impl Inner {
             self.add_owner_entry(owner, key)?;
         }
         self.records.insert(key.as_bytes(), value).map_err(backend)?;
-        if let Some(old) = old {
-            if old.indexed_at != indexed_at {
-                self.remove_expiry_entry(old.indexed_at, key)?;
-            }
-            if let Some(owner) = old.record.owner.as_deref().filter(|_| owner_changed) {
-                self.remove_owner_entry(owner, key)?;
-            }
+        if let Some(owner) = old
+            .and_then(|old| old.record.owner.as_deref())
+            .filter(|_| owner_changed)
+        {
+            self.remove_owner_entry(owner, key)?;
         }
         Ok(())
     }
 
     /// Removes `stored` (as read under its key's stripe, held in write mode):
-    /// the record first, then its entries, for the same reason as in
-    /// [`write_record`](Self::write_record).
+    /// the record first, then its owner entry, for the same reason as in
+    /// [`write_record`](Self::write_record). Its expiry entry is left to the
+    /// sweep, like every expiry entry.
     fn remove_record(&self, stored: &Stored) -> Result<(), Error> {
         let key = &stored.record.key;
         self.records.remove(key.as_bytes()).map_err(backend)?;
-        self.remove_expiry_entry(stored.indexed_at, key)?;
         if let Some(owner) = &stored.record.owner {
             self.remove_owner_entry(owner, key)?;
         }
@@ -563,12 +569,15 @@ impl Inner {
             self.remove_expiry_entry(at, &key)?;
             return Ok(false);
         }
-        if stored.record.is_live_at(now) {
+        let expired = !stored.record.is_live_at(now);
+        if expired {
+            self.remove_record(&stored)?;
+        } else {
             self.write_record(&stored.record, Some(&stored), Filing::Fresh)?;
-            return Ok(false);
         }
-        self.remove_record(&stored)?;
-        Ok(true)
+        // Last, like every removal of an entry: after the record it served.
+        self.remove_expiry_entry(at, &key)?;
+        Ok(expired)
     }
 
     /// See [`SledStore::verify_indexes`].
@@ -613,8 +622,8 @@ impl Inner {
         Ok(records)
     }
 
-    /// How many index entries match no record (leftovers of interrupted or
-    /// damaged-record operations). See [`SledStore::leftover_index_entries`].
+    /// How many index entries match no record. See
+    /// [`SledStore::leftover_index_entries`].
     fn leftover_index_entries(&self) -> Result<u64, Error> {
         let mut leftovers = 0u64;
         for entry in self.expiry.iter().keys() {

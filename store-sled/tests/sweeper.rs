@@ -178,3 +178,28 @@ async fn a_renewed_session_is_refiled_by_the_sweep_not_removed() {
     assert_eq!(store.leftover_index_entries().expect("scan"), 0);
     assert_eq!(store.list_by_owner("dora", later).await.expect("list"), []);
 }
+
+#[tokio::test]
+async fn a_deleted_sessions_expiry_entry_is_dropped_by_the_sweep_at_its_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::builder(dir.path().join("db"))
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .open()
+        .expect("open");
+    let now = Timestamp::from_millis(5_000_000);
+    let gone = record(now, HOUR);
+    store.create(gone.clone(), now).await.expect("create");
+    assert!(store.delete(&gone.key, now).await.expect("delete"));
+    // The delete removed the record and its owner entry; the expiry entry
+    // waits for the sweep.
+    assert_eq!(store.leftover_index_entries().expect("scan"), 1);
+    assert_eq!(store.list_by_owner("dora", now).await.expect("list"), []);
+    assert_eq!(store.delete_expired(now + HOUR / 2, 10).await.expect("too early"), 0);
+    assert_eq!(store.leftover_index_entries().expect("scan"), 1);
+    assert_eq!(
+        store.delete_expired(now + HOUR, 10).await.expect("sweep"),
+        0,
+        "nothing live was removed"
+    );
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+}

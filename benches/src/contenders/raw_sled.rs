@@ -1,7 +1,9 @@
 //! The physical limit of an embedded sled store: one sled tree, one
-//! `get`/`insert`/`remove` per operation (a compare-and-swap where the
-//! operation needs "only if absent" or a read-modify-write), with the same
-//! cache size and flush interval as the `SledStore` it is compared with.
+//! `get`/`insert`/`remove` per operation, with a compare-and-swap where the
+//! operation needs "only if absent" (`create`) or is a read-modify-write
+//! (`update`, a compare-and-set by contract: read the current value, then
+//! swap it only if unchanged; `touch`), with the same cache size and flush
+//! interval as the `SledStore` it is compared with.
 
 use std::time::Duration;
 
@@ -106,8 +108,16 @@ impl Contender for RawSled {
     }
 
     async fn update(&self, key: &StoreKey, expected_version: u64, payload: &Bytes) -> Result<u64, BenchError> {
+        // A compare-and-set needs the current value: read it, then swap it
+        // only if nobody changed it meanwhile.
         let value = self.value(self.clock.expiry().as_millis(), payload);
-        self.tree.insert(key.as_bytes(), value).map_err(failed("update"))?;
+        let current = self.tree.get(key.as_bytes()).map_err(failed("update"))?;
+        // A lost race (another task changed it meanwhile) is a real outcome
+        // of a compare-and-swap, as for `SledStore`, not an error.
+        let _swapped = self
+            .tree
+            .compare_and_swap(key.as_bytes(), current, Some(value))
+            .map_err(failed("update"))?;
         Ok(expected_version + 1)
     }
 
