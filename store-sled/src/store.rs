@@ -120,6 +120,37 @@ impl SledStore {
     ///
     /// Errors: [`Error::Corrupt`] naming the first inconsistency or
     /// undecodable record.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::{Record, SessionId, SessionStore, Timestamp};
+    /// use store_sled::SledStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), session_core::Error> {
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let store = SledStore::open(dir.path().join("sessions"))?;
+    /// let now = Timestamp::now();
+    /// let key = SessionId::generate()?.store_key();
+    /// let record = Record {
+    ///     key,
+    ///     version: 1,
+    ///     data: Default::default(),
+    ///     created_at: now,
+    ///     expires_at: now + Duration::from_secs(60),
+    ///     owner: Some("user-7".into()),
+    /// };
+    /// store.create(record, now).await?;
+    /// assert_eq!(store.verify_indexes()?, 1);
+    ///
+    /// // A deleted session's expiry entry waits for the sweep.
+    /// store.delete(&key, now).await?;
+    /// assert_eq!(store.leftover_index_entries()?, 1);
+    /// store.delete_expired(now + Duration::from_secs(60), 100).await?;
+    /// assert_eq!(store.leftover_index_entries()?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn verify_indexes(&self) -> Result<u64, Error> {
         self.inner.verify_indexes()
     }
