@@ -124,3 +124,41 @@ pub fn to_json_lines(measurements: &[Measurement]) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_result(root: &Path, group: &str, function: &str, median: f64) {
+        let dir = root.join(group.replace('/', "_")).join(function).join("new");
+        std::fs::create_dir_all(&dir).expect("create the result directory");
+        let benchmark = serde_json::json!({ "group_id": group, "function_id": function });
+        let estimates = serde_json::json!({ "median": { "point_estimate": median } });
+        std::fs::write(dir.join("benchmark.json"), benchmark.to_string()).expect("write");
+        std::fs::write(dir.join("estimates.json"), estimates.to_string()).expect("write");
+    }
+
+    #[test]
+    fn criterion_results_are_read_back_and_foreign_ones_ignored() {
+        let root = std::env::temp_dir().join(format!("benches-measurement-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write_result(&root, "load/256B/10k/c32", "sled:raw", 500.0);
+        write_result(&root, "load/256B/10k/c1", "memory", 1_200.5);
+        write_result(&root, "not-ours", "something", 1.0);
+        // A previous run's `base` is not read.
+        let base = root.join("load_256B_10k_c1").join("memory").join("base");
+        std::fs::create_dir_all(&base).expect("create base");
+        let found = read_criterion(&root);
+        std::fs::remove_dir_all(&root).expect("clean up");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].contender.to_string(), "memory");
+        assert_eq!(found[0].ns_per_op, 1_200.5);
+        // 500 ns per operation at 32 tasks: 2M ops/s, 16 µs mean latency.
+        assert_eq!(found[1].workload.to_string(), "load/256B/10k/c32");
+        assert_eq!(found[1].ops_per_sec(), 2_000_000.0);
+        assert_eq!(found[1].latency_ns(), 16_000.0);
+        let lines = to_json_lines(&found);
+        assert_eq!(lines.lines().count(), 2);
+        assert!(lines.contains("\"contender\":\"sled:raw\""));
+    }
+}

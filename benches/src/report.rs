@@ -386,3 +386,65 @@ fn plot(path: &Path, title: &str, x_desc: &str, y_desc: &str, mut series: Series
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(workload: &str, contender: &str, ns_per_op: f64) -> Measurement {
+        Measurement {
+            workload: Workload::parse(workload).expect("a workload id"),
+            contender: ContenderId::parse(contender).expect("a contender id"),
+            ns_per_op,
+        }
+    }
+
+    #[test]
+    fn the_table_compares_ours_with_raw_and_the_fastest_peer() {
+        let measurements = [
+            m("load/256B/10k/c1", "redis", 40_000.0),
+            m("load/256B/10k/c1", "redis:raw", 32_000.0),
+            m("load/256B/10k/c1", "redis:peer:actix-session", 80_000.0),
+            m("load/256B/10k/c1", "redis:peer:tower-sessions-redis-store", 50_000.0),
+        ];
+        let table = table(&measurements);
+        let row = table.lines().nth(2).expect("one row under the header");
+        // 32 / 40 = 0.80x the raw client; 50 / 40 = 1.25x the fastest peer.
+        assert!(row.contains("| 0.80× |"), "{row}");
+        assert!(row.contains("| tower-sessions-redis-store |"), "{row}");
+        assert!(row.contains("| 1.25× |"), "{row}");
+        assert_eq!(table.lines().count(), 3);
+    }
+
+    #[test]
+    fn targets_are_checked_where_both_sides_were_measured() {
+        let measurements = [
+            m("update/256B/10k/c1", "postgres", 1_300.0),
+            m("update/256B/10k/c1", "postgres:raw", 1_000.0),
+            m("update/256B/10k/c32", "postgres", 100.0),
+            m("update/256B/10k/c32", "postgres:raw", 90.0),
+            m("mix/256B/10k/c8", "memory", 100.0),
+            m("mix/256B/10k/c8", "memory:peer:tower-sessions-moka-store", 140.0),
+            // No raw and no peer measured: nothing to check.
+            m("load/256B/10k/c1", "sled", 1_000.0),
+        ];
+        let checks = check_targets(&measurements);
+        let find = |target: &str, what: &str| {
+            checks
+                .iter()
+                .find(|c| c.target.starts_with(target) && c.what.starts_with(what))
+                .unwrap_or_else(|| panic!("no check {target} for {what}: {checks:?}"))
+        };
+        // 1.3x the raw latency misses "within 1.25x".
+        assert!(!find("latency within", "update/256B/10k/c1 postgres").met());
+        // 0.9x the raw throughput meets "at least 0.8x".
+        assert!(find("throughput", "update/256B/10k/c32 postgres").met());
+        // 1.4x the best peer misses the mix's 1.5x.
+        let mix = find("web-shaped mix", "mix/256B/10k/c8 memory");
+        assert!((mix.value - 1.4).abs() < 1e-9 && !mix.met());
+        assert_eq!(checks.len(), 3);
+        let section = targets_section(&checks);
+        assert!(section.contains("| web-shaped mix ≥ 1.5× the best peer (memory, Redis) | 0 of 1 |"));
+        assert!(section.contains("**1.40×** (needed 1.50×)"));
+    }
+}
