@@ -30,7 +30,8 @@
 //!   first drops the entries whose record the server has already expired,
 //!   and every write gives the set a TTL at its longest-lived entry, so an
 //!   index never outgrows its owner's sessions. (Renewals only rescore an
-//!   entry, so they skip the trimming: the index grows only by additions.)
+//!   entry and `rotate` renames one, so they skip the trimming: the index
+//!   grows only by additions.)
 //! - **Bad bytes are errors.** A key holding something other than a session
 //!   hash (`WRONGTYPE` territory), a missing field or a malformed number gives
 //!   [`Error::Corrupt`], and the operation writes nothing. (A hash holding
