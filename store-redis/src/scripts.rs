@@ -58,6 +58,32 @@
 //!   one `PEXPIREAT ... GT` instead of reading the top entry, and `rotate`
 //!   renames the entry at the same score, which leaves the TTL as it is.
 //!
+//! Measured `usec_per_call` of EVALSHA, 256 B payloads, 2,000 sessions per
+//! run, an owner per four sessions, best of five runs on a private Redis
+//! 7.0.15, on a shared 2-core machine under load (absolute numbers run about
+//! twice an idle server's; compare within a column). "Before" is the
+//! previous version of these scripts; a plain `HMGET` (what `load` sends)
+//! measured 1.0 µs, and the benchmarks' raw compare-and-swap (`GETRANGE` +
+//! `SET PXAT` in one EVALSHA) 6.6 µs in the same runs.
+//!
+//! | operation | no owner, before | no owner, now | with owner, before | with owner, now |
+//! |---|---:|---:|---:|---:|
+//! | create | 6.2 µs | 4.9 µs | 19.6 µs | 13.1 µs |
+//! | update | 13.3 µs | 10.1 µs | 20.6 µs | 15.5 µs |
+//! | touch | 9.9 µs | 7.0 µs | 13.6 µs | 9.9 µs |
+//! | rotate | 11.1 µs | 9.6 µs | 27.2 µs | 11.4 µs |
+//! | delete | 8.0 µs | 5.7 µs | 13.5 µs | 10.7 µs |
+//!
+//! What is left is the floor of the contract, not Lua: the EVALSHA itself,
+//! one `HMGET` + `HEXISTS` to validate the record, and one command per
+//! field group written plus `PEXPIREAT` (Redis 7.0 has no per-field or
+//! combined hash-and-TTL write). Redis Functions would save the remaining
+//! closures and some call overhead (`FCALL` of an empty function measured
+//! 0.9 µs against 1.1 µs for EVALSHA, a `touch` that reads and writes
+//! nothing 4.1 µs against 5.0 µs), at the price of loading a library
+//! (after a restart without persistence, and per deployed version) instead
+//! of the self-reloading `Script`.
+//!
 //! # Liveness and garbage collection
 //!
 //! A record is live iff `now < expires_at`, with `now` from the caller
