@@ -9,7 +9,7 @@
 //! - `create`: `SET key v1+payload NX PXAT t`, insert-if-absent with its
 //!   expiry in one command.
 //! - `load`: `GET key`, the cheapest read there is.
-//! - `update`: one `EVALSHA` of [`CAS`], which reads the version
+//! - `update`: one `EVALSHA` of `CAS` (below), which reads the version
 //!   (`GETRANGE 0 7`), compares it with the expected one and writes the new
 //!   value with its expiry (`SET ... PXAT`). A compare-and-swap cannot be one
 //!   plain command, and a plain `SET` would be a blind write: not the same
