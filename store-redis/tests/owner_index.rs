@@ -106,6 +106,7 @@ async fn the_owner_index_follows_every_write() {
     store.rotate(&a, &c, now).await.expect("rotate");
     let members: Vec<String> = conn.zrange(&dave, 0, -1).await.expect("ZRANGE");
     assert_eq!(members, vec![c.to_hex()]);
+    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
 
     // Moving the last session to another owner removes the old index.
     let moved = Update {

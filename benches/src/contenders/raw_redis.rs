@@ -1,6 +1,28 @@
 //! The physical limit of a Redis store: redis-rs on one multiplexed
-//! connection, one plain command per operation (`SET NX`, `GET`, `SET`,
-//! `PEXPIREAT`, `RENAMENX`, `DEL`), the value being the payload itself.
+//! connection, the one round trip each operation needs and nothing more.
+//!
+//! A session is one string: an 8-byte big-endian version, then the payload.
+//! The version lives in the value so that `update` can compare and swap it
+//! in the same round trip, and a string (not a hash) keeps `create` and
+//! `load` at one plain command each. Each operation, and why:
+//!
+//! - `create`: `SET key v1+payload NX PXAT t`, insert-if-absent with its
+//!   expiry in one command.
+//! - `load`: `GET key`, the cheapest read there is.
+//! - `update`: one `EVALSHA` of `CAS` (below), which reads the version
+//!   (`GETRANGE 0 7`), compares it with the expected one and writes the new
+//!   value with its expiry (`SET ... PXAT`). A compare-and-swap cannot be one
+//!   plain command, and a plain `SET` would be a blind write: not the same
+//!   operation as ours, and not the round trip a CAS costs.
+//! - `touch`: `PEXPIREAT key t GT`, which only ever moves the expiry later,
+//!   like ours (whose renewal also checks liveness by the caller's clock and
+//!   rewrites a field; this one trusts the server's TTL).
+//! - `rotate`: `RENAMENX old new`, a move that refuses to overwrite.
+//! - `delete`: `DEL key`.
+//!
+//! What the raw client skips, and ours pays for: liveness judged by the
+//! caller's clock, validation of every field, the owner index, a version
+//! reset on rotate.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,12 +36,37 @@ use crate::{Backend, BenchError, Contender, ContenderId, Role};
 /// Commands per pipeline in the preload.
 const PIPELINE: usize = 1_000;
 
+/// The minimal compare-and-swap. KEYS: session. ARGV: expected version (8
+/// bytes), new value (new version + payload), expiry (ms). Returns 1 when
+/// swapped, the current version when another was stored, nil when absent.
+const CAS: &str = r#"
+local current = redis.call('GETRANGE', KEYS[1], 0, 7)
+if current == '' then return false end
+if current ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+"#;
+
+/// The version as stored in front of the payload.
+fn version_bytes(version: u64) -> [u8; 8] {
+    version.to_be_bytes()
+}
+
+/// A stored value: the version, then the payload.
+fn value(version: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + payload.len());
+    v.extend_from_slice(&version_bytes(version));
+    v.extend_from_slice(payload);
+    v
+}
+
 /// Raw redis-rs.
 pub struct RawRedis {
     id: ContenderId,
     conn: MultiplexedConnection,
     prefix: String,
     clock: BenchClock,
+    cas: redis::Script,
 }
 
 impl RawRedis {
@@ -33,6 +80,7 @@ impl RawRedis {
             conn: redis_connection(url).await?,
             prefix: format!("{}:", unique_name("raw_redis")),
             clock: BenchClock::new(),
+            cas: redis::Script::new(CAS),
         })
     }
 
@@ -65,12 +113,13 @@ impl Contender for RawRedis {
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError> {
         let expiry = self.clock.expiry().as_millis();
         let mut conn = self.conn.clone();
+        let value = value(1, payload);
         for chunk in keys.chunks(PIPELINE) {
             let mut pipe = redis::pipe();
             for key in chunk {
                 pipe.cmd("SET")
                     .arg(self.key(key))
-                    .arg(&payload[..])
+                    .arg(&value[..])
                     .arg("PXAT")
                     .arg(expiry)
                     .ignore();
@@ -83,7 +132,7 @@ impl Contender for RawRedis {
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
         let created: Option<String> = redis::cmd("SET")
             .arg(self.key(key))
-            .arg(&payload[..])
+            .arg(value(1, payload))
             .arg("NX")
             .arg("PXAT")
             .arg(self.clock.expiry().as_millis())
@@ -101,25 +150,39 @@ impl Contender for RawRedis {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(failed("load"))?;
-        Ok(value.is_some())
+        match value {
+            Some(v) if v.len() >= 8 => Ok(true),
+            Some(_) => Err(BenchError("load: a value shorter than its version".into())),
+            None => Ok(false),
+        }
     }
 
     async fn update(&self, key: &StoreKey, expected_version: u64, payload: &Bytes) -> Result<u64, BenchError> {
-        let _: () = redis::cmd("SET")
-            .arg(self.key(key))
-            .arg(&payload[..])
-            .arg("PXAT")
+        let new_version = expected_version + 1;
+        let reply: redis::Value = self
+            .cas
+            .key(self.key(key))
+            .arg(&version_bytes(expected_version)[..])
+            .arg(value(new_version, payload))
             .arg(self.clock.expiry().as_millis())
-            .query_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(failed("update"))?;
-        Ok(expected_version + 1)
+        match reply {
+            redis::Value::Int(1) => Ok(new_version),
+            redis::Value::BulkString(current) => <[u8; 8]>::try_from(current.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| BenchError("update: a malformed stored version".into())),
+            redis::Value::Nil => Err(BenchError("update: no such session".into())),
+            other => Err(BenchError(format!("update: unexpected reply {other:?}"))),
+        }
     }
 
     async fn touch(&self, key: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
         let _: i64 = redis::cmd("PEXPIREAT")
             .arg(self.key(key))
             .arg(self.clock.renewal().as_millis())
+            .arg("GT")
             .query_async(&mut self.conn.clone())
             .await
             .map_err(failed("touch"))?;
