@@ -2,9 +2,11 @@
 //!
 //! Each operation is exactly one statement, sent as one extended-protocol
 //! exchange (Bind, Execute, Sync), so it is atomic and costs one round trip.
-//! The one exception is `delete_by_owner`: a table lock and a statement in
-//! one simple-query message, still one transaction and one round trip (see
-//! [`Statements::delete_by_owner`] for why).
+//! The exceptions: `delete_by_owner` is a table lock and a statement in one
+//! simple-query message, still one transaction and one round trip (see
+//! [`Statements::delete_by_owner`] for why); `update` sends a second,
+//! locking statement (`update_locked`) in the rare case where its lean one
+//! cannot decide alone (see below): two round trips, only then.
 //! The statements are built once per store, when its table name is known,
 //! and shared as `Arc<str>`: sqlx prepares each one once per connection and
 //! then reuses it by its text.
@@ -12,12 +14,18 @@
 //! All of them run in PostgreSQL's default READ COMMITTED isolation, in
 //! autocommit. What makes them linearizable per key:
 //!
-//! - Every statement that decides from a row and then writes it locks that
-//!   row first (`FOR UPDATE`, `UPDATE`, `DELETE`, `ON CONFLICT`). When the row
-//!   was changed by a transaction that committed meanwhile, PostgreSQL
-//!   re-evaluates the `WHERE` clause on the newest version of the row and
-//!   returns that version, so the decision is taken on the latest state while
-//!   the row is locked.
+//! - Every statement that writes a row decides on the newest version of it
+//!   while holding its lock (`FOR UPDATE`, `UPDATE`, `DELETE`, `ON
+//!   CONFLICT`): when the row was changed by a transaction that committed
+//!   meanwhile, PostgreSQL re-evaluates the `WHERE` clause on the newest
+//!   version of the row and returns that version.
+//! - An answer read without a lock (the `current` version that `update`
+//!   reports with a conflict) comes from the statement's snapshot, which is
+//!   taken after the operation began: it is a state the record really had
+//!   during the call, so the operation is linearized at the snapshot. Where
+//!   the snapshot and the write disagree (the snapshot shows the expected
+//!   version, yet the write found the row changed), no such point exists,
+//!   nothing was written, and the store asks again with `update_locked`.
 //! - `rotate`, the one statement that locks two rows, locks them in key
 //!   order, so two rotates cannot deadlock each other; `delete_expired`
 //!   skips locked rows and waits for none. (Should the server still abort a statement as a
@@ -42,8 +50,11 @@ pub(crate) struct Statements {
     /// `$1 key, $2 now`; a row iff live.
     pub(crate) load: Arc<str>,
     /// `$1 key, $2 expected version (NULL if unrepresentable), $3 data,
-    /// $4 expires_at, $5 owner, $6 now`; one row `(current, updated)`.
+    /// $4 expires_at, $5 owner, $6 now`; one row `(current, updated)`,
+    /// `current` read from the statement's snapshot.
     pub(crate) update: Arc<str>,
+    /// The same parameters and row, `current` read under the row lock.
+    pub(crate) update_locked: Arc<str>,
     /// `$1 key, $2 expires_at, $3 now`; affects 1 row iff live.
     pub(crate) touch: Arc<str>,
     /// `$1 old key, $2 new key, $3 now`; one row `(old_live, moved)`.
@@ -83,12 +94,39 @@ impl Statements {
                  WHERE key = $1 AND expires_at > $2"
             )
             .into(),
+            // The compare-and-swap is the UPDATE's WHERE, re-checked on the
+            // newest row version under its lock, so at most one of two
+            // updates expecting the same version writes. When it writes
+            // nothing, `current` says why, as of the statement's snapshot
+            // (taken after the call began): NULL means not live (NotFound),
+            // another version means Conflict { current }. The snapshot and
+            // the UPDATE's scan agree, except when the row changed after the
+            // snapshot: `current` is then the expected version although
+            // nothing was written, and the store asks `update_locked`.
+            // No row lock before the write: one WAL record and one buffer
+            // dirtying fewer than `update_locked`, the same work as a bare
+            // conditional UPDATE plus one index probe of a cached page.
+            update: format!(
+                "WITH upd AS ( \
+                     UPDATE {t} SET version = version + 1, data = $3, expires_at = $4, owner = $5 \
+                     WHERE key = $1 AND version = $2 AND expires_at > $6 \
+                     RETURNING version \
+                 ) \
+                 SELECT (SELECT version FROM {t} WHERE key = $1 AND expires_at > $6) AS current, \
+                        (SELECT version FROM upd) AS updated"
+            )
+            .into(),
             // `cur` locks the live row and reads its newest version; `upd`
             // writes only if that version is the expected one. `cur` is
             // computed once, so `current` is the version the decision used:
             // NULL means not live (NotFound), `updated` NULL with `current`
             // set means Conflict { current }.
-            update: format!(
+            // `cur` locks the live row and reads its newest version; `upd`
+            // writes only if that version is the expected one. `cur` is
+            // computed once, so `current` is the version the decision used:
+            // NULL means not live (NotFound), `updated` NULL with `current`
+            // set means Conflict { current }.
+            update_locked: format!(
                 "WITH cur AS ( \
                      SELECT key, version FROM {t} WHERE key = $1 AND expires_at > $6 FOR UPDATE \
                  ), upd AS ( \
