@@ -1,12 +1,21 @@
-//! The one SQL statement behind each operation of the contract.
+//! The SQL statements behind each operation of the contract.
 //!
-//! Each operation is exactly one statement, sent as one extended-protocol
-//! exchange (Bind, Execute, Sync), so it is atomic and costs one round trip.
-//! The exceptions: `delete_by_owner` is a table lock and a statement in one
-//! simple-query message, still one transaction and one round trip (see
-//! [`Statements::delete_by_owner`] for why); `update` sends a second,
-//! locking statement (`update_locked`) in the rare case where its lean one
-//! cannot decide alone (see below): two round trips, only then.
+//! Each operation is one statement, sent as one extended-protocol exchange
+//! (Bind, Execute, Sync), so it is atomic and costs one round trip. The
+//! exceptions:
+//!
+//! - `delete_by_owner`: a table lock and a statement in one simple-query
+//!   message, still one transaction and one round trip (see
+//!   [`Statements::delete_by_owner`] for why).
+//! - `create`, `update` and `rotate` first send a lean statement that does
+//!   the common case the way a hand-written query would: a plain `INSERT`,
+//!   a conditional `UPDATE`, a `DELETE ... RETURNING` feeding an `INSERT`.
+//!   In the rare case where that statement cannot decide alone (the new key
+//!   is already in the table, or the row changed between the statement's
+//!   snapshot and its write), it has written nothing, and the store sends
+//!   the locking statement that always decides (`create_or_replace`,
+//!   `update_locked`, `rotate_locked`): two round trips, only then.
+//!
 //! The statements are built once per store, when its table name is known,
 //! and shared as `Arc<str>`: sqlx prepares each one once per connection and
 //! then reuses it by its text.
@@ -24,15 +33,18 @@
 //!   taken after the operation began: it is a state the record really had
 //!   during the call, so the operation is linearized at the snapshot. Where
 //!   the snapshot and the write disagree (the snapshot shows the expected
-//!   version, yet the write found the row changed), no such point exists,
-//!   nothing was written, and the store asks again with `update_locked`.
-//! - `rotate`, the one statement that locks two rows, locks them in key
-//!   order, so two rotates cannot deadlock each other; `delete_expired`
-//!   skips locked rows and waits for none. (Should the server still abort a statement as a
-//!   deadlock victim, nothing of it was applied and the store retries it.)
-//! - A CTE referenced twice is computed once, so a statement's answer (for
-//!   example the `current` version of a `Conflict`) is the very row version
-//!   it locked, never an older snapshot.
+//!   version, yet the write found the row changed), no such point exists
+//!   and the store asks again with the locking statement.
+//! - A plain `INSERT` that meets an existing key fails with a unique
+//!   violation and the whole statement, a `DELETE` in it included, is rolled
+//!   back: nothing was applied, so the locking statement can decide.
+//! - `rotate_locked`, the one statement that locks two rows, locks them in
+//!   key order, so two of them cannot deadlock each other; `delete_expired`
+//!   skips locked rows and waits for none. (Should the server still abort a
+//!   statement as a deadlock victim, for example two lean rotates swapping
+//!   the same two keys, nothing of it was applied and the store retries it.)
+//! - A CTE referenced twice is computed once, so a statement's answer is the
+//!   very row version it locked, never an older snapshot.
 //!
 //! Liveness is always `expires_at > $now` with the caller's `now`
 //! (milliseconds); the database clock is never read.
@@ -44,9 +56,12 @@ use crate::table::TableName;
 /// Statement texts for one table.
 #[derive(Debug)]
 pub(crate) struct Statements {
+    /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner`; a unique
+    /// violation if the key is in the table (live or not), else created.
+    pub(crate) create: Arc<str>,
     /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner, $6 now`;
     /// affects 1 row iff created.
-    pub(crate) create: Arc<str>,
+    pub(crate) create_or_replace: Arc<str>,
     /// `$1 key, $2 now`; a row iff live.
     pub(crate) load: Arc<str>,
     /// `$1 key, $2 expected version (NULL if unrepresentable), $3 data,
@@ -57,8 +72,11 @@ pub(crate) struct Statements {
     pub(crate) update_locked: Arc<str>,
     /// `$1 key, $2 expires_at, $3 now`; affects 1 row iff live.
     pub(crate) touch: Arc<str>,
-    /// `$1 old key, $2 new key, $3 now`; one row `(old_live, moved)`.
+    /// `$1 old key, $2 new key, $3 now`; a unique violation if the new key
+    /// is in the table, else affects 1 row iff moved. Not for equal keys.
     pub(crate) rotate: Arc<str>,
+    /// `$1 old key, $2 new key, $3 now`; one row `(old_live, moved)`.
+    pub(crate) rotate_locked: Arc<str>,
     /// `$1 key, $2 now`; a row `(was_live)` iff a record was removed.
     pub(crate) delete: Arc<str>,
     /// `$1 owner, $2 now`; the live sessions.
@@ -77,11 +95,19 @@ impl Statements {
     pub(crate) fn new(table: &TableName) -> Self {
         let t = table.quoted();
         Self {
+            // A fresh key (the case of every new session id) needs nothing
+            // more than this: no speculative insertion, no ON CONFLICT
+            // arbiter check, one WAL record fewer than `create_or_replace`.
+            create: format!(
+                "INSERT INTO {t} (key, version, data, created_at, expires_at, owner) \
+                 VALUES ($1, 1, $2, $3, $4, $5)"
+            )
+            .into(),
             // The insert and the replacement of an expired row are one
             // statement: ON CONFLICT locks the existing row, and the WHERE
             // lets the update through only if that row is expired at `now`.
             // A live row is left alone and nothing is affected.
-            create: format!(
+            create_or_replace: format!(
                 "INSERT INTO {t} AS s (key, version, data, created_at, expires_at, owner) \
                  VALUES ($1, 1, $2, $3, $4, $5) \
                  ON CONFLICT (key) DO UPDATE SET version = 1, data = excluded.data, \
@@ -121,11 +147,6 @@ impl Statements {
             // computed once, so `current` is the version the decision used:
             // NULL means not live (NotFound), `updated` NULL with `current`
             // set means Conflict { current }.
-            // `cur` locks the live row and reads its newest version; `upd`
-            // writes only if that version is the expected one. `cur` is
-            // computed once, so `current` is the version the decision used:
-            // NULL means not live (NotFound), `updated` NULL with `current`
-            // set means Conflict { current }.
             update_locked: format!(
                 "WITH cur AS ( \
                      SELECT key, version FROM {t} WHERE key = $1 AND expires_at > $6 FOR UPDATE \
@@ -142,6 +163,23 @@ impl Statements {
             // touch racing a delete or rotate finds nothing to revive.
             touch: format!("UPDATE {t} SET expires_at = GREATEST(expires_at, $2) WHERE key = $1 AND expires_at > $3")
                 .into(),
+            // The common case, an old live key and a new key nobody holds,
+            // as a hand-written query does it: the DELETE locks the old row
+            // and re-checks its liveness on its newest version, the INSERT
+            // adds the copy. A new key already in the table (live or
+            // expired, or inserted concurrently) is a unique violation that
+            // rolls the DELETE back; `rotate_locked` then decides. Equal
+            // keys never come here: the INSERT would not see the row the
+            // DELETE removed and would "rotate" a key onto itself.
+            rotate: format!(
+                "WITH old AS ( \
+                     DELETE FROM {t} WHERE key = $1 AND expires_at > $3 \
+                     RETURNING data, created_at, expires_at, owner \
+                 ) \
+                 INSERT INTO {t} (key, version, data, created_at, expires_at, owner) \
+                 SELECT $2, 1, data, created_at, expires_at, owner FROM old"
+            )
+            .into(),
             // `locked` locks both rows (when they exist) in key order, the
             // order every multi-row statement here uses, so two rotates of
             // the same pair (or a rotate and a delete_by_owner) cannot
@@ -152,7 +190,7 @@ impl Statements {
             // sees a row inserted concurrently), and never when both keys are
             // equal. `removed` deletes the source only if the copy was made.
             // One statement, so nothing changes on either error.
-            rotate: format!(
+            rotate_locked: format!(
                 "WITH locked AS ( \
                      SELECT key, data, created_at, expires_at, owner FROM {t} \
                      WHERE key = $1 OR key = $2 ORDER BY key FOR UPDATE \
