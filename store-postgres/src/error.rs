@@ -173,3 +173,9 @@ pub(crate) fn backend(source: PostgresError, transient: bool) -> Error {
 pub(crate) fn is_aborted_without_effect(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
 }
+
+/// Whether the statement inserted a key that was already in the table: the
+/// statement, and everything it did before, was rolled back.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}

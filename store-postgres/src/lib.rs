@@ -15,9 +15,14 @@
 //!   once its statement is prepared on the connection (the first use of each
 //!   statement on a new connection costs one more, to prepare it). The
 //!   store's pool never pings: see [`Pool`](#connections) below. The crate's
-//!   tests count the server's ReadyForQuery messages to prove it.
-//! - **Linearizable.** Each statement locks the row it decides on and
-//!   decides on the newest committed version of it, so two `update`s that
+//!   tests count the server's ReadyForQuery messages to prove it. The
+//!   exceptions, which cost a second, locking statement: an `update` whose
+//!   row changed between its statement's snapshot and its write (a race on
+//!   the same key), and a `create` or `rotate` onto a key already in the
+//!   table (an expired leftover, a taken key, or a race on the same new key).
+//!   Fresh keys, as new session ids are, never take that path.
+//! - **Linearizable.** Each statement decides on the newest committed
+//!   version of the row it writes, under that row's lock, so two `update`s that
 //!   expect the same version cannot both win (the loser gets
 //!   [`Error::Conflict`] with the version it lost to), and a `touch` racing a
 //!   `delete` or `rotate` never revives anything. `list_by_owner` reads one
@@ -157,7 +162,7 @@ pub use error::{ConfigError, PostgresError};
 pub use migrations::SCHEMA_VERSION;
 pub use table::{MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN};
 
-use error::{backend, is_aborted_without_effect, is_query_canceled, is_transient};
+use error::{backend, is_aborted_without_effect, is_query_canceled, is_transient, is_unique_violation};
 use pool::Pool;
 use statements::Statements;
 use table::TableName;
@@ -264,10 +269,13 @@ impl PostgresStore {
         let s = &self.table.sql;
         vec![
             ("create", &*s.create),
+            ("create (key in the table)", &*s.create_or_replace),
             ("load", &*s.load),
             ("update", &*s.update),
+            ("update (row changed meanwhile)", &*s.update_locked),
             ("touch", &*s.touch),
             ("rotate", &*s.rotate),
+            ("rotate (new key in the table)", &*s.rotate_locked),
             ("delete", &*s.delete),
             ("list_by_owner", &*s.list_by_owner),
             ("delete_by_owner", &*s.delete_by_owner_for_explain),
@@ -313,6 +321,38 @@ impl PostgresStore {
     where
         Q: Execute<'static, Postgres> + Send + 'static,
     {
+        self.send(op, wanted, make).await?.map_err(|e| self.op_error(op, e))
+    }
+
+    /// [`run`](Self::run) for a lean statement that fails with a unique
+    /// violation when the key it inserts is already in the table: `None`
+    /// then, and nothing of the statement was applied.
+    async fn run_or_taken<Q>(
+        &self,
+        op: &'static str,
+        wanted: Wanted,
+        make: impl Fn() -> Q,
+    ) -> Result<Option<Got>, Error>
+    where
+        Q: Execute<'static, Postgres> + Send + 'static,
+    {
+        match self.send(op, wanted, make).await? {
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            other => other.map(Some).map_err(|e| self.op_error(op, e)),
+        }
+    }
+
+    /// The sending and retrying behind [`run`](Self::run); the statement's
+    /// own failure is left to the caller to map.
+    async fn send<Q>(
+        &self,
+        op: &'static str,
+        wanted: Wanted,
+        make: impl Fn() -> Q,
+    ) -> Result<Result<Got, sqlx::Error>, Error>
+    where
+        Q: Execute<'static, Postgres> + Send + 'static,
+    {
         let mut lease = self.pool.acquire().await?;
         let mut attempt = 1;
         loop {
@@ -329,7 +369,7 @@ impl PostgresStore {
                     tracing::debug!(op, error = %e, "PostgreSQL session store: retrying an aborted statement");
                     attempt += 1;
                 }
-                other => return other.map_err(|e| self.op_error(op, e)),
+                other => return Ok(other),
             }
         }
     }
@@ -339,6 +379,20 @@ impl PostgresStore {
         match self.run(op, Wanted::RowsAffected, make).await? {
             Got::RowsAffected(n) => Ok(n),
             _ => Err(self.unexpected(op)),
+        }
+    }
+
+    /// Runs a lean statement that changes rows; how many, or `None` if the
+    /// key it inserts was already in the table (nothing was applied).
+    async fn execute_or_taken(
+        &self,
+        op: &'static str,
+        make: impl Fn() -> PgQuery<'static>,
+    ) -> Result<Option<u64>, Error> {
+        match self.run_or_taken(op, Wanted::RowsAffected, make).await? {
+            Some(Got::RowsAffected(n)) => Ok(Some(n)),
+            None => Ok(None),
+            Some(_) => Err(self.unexpected(op)),
         }
     }
 
@@ -405,8 +459,20 @@ const ABORTED_STATEMENT_ATTEMPTS: u32 = 3;
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
-        let q = || {
+        let lean = || {
             Self::statement(&self.table.sql.create)
+                .bind(record.key.as_bytes().as_slice())
+                .bind(record.data.as_ref())
+                .bind(record.created_at.as_millis())
+                .bind(record.expires_at.as_millis())
+                .bind(record.owner.as_deref())
+        };
+        if self.execute_or_taken("create", lean).await?.is_some() {
+            return Ok(());
+        }
+        // The key is in the table: live (AlreadyExists) or expired (replaced).
+        let q = || {
+            Self::statement(&self.table.sql.create_or_replace)
                 .bind(record.key.as_bytes().as_slice())
                 .bind(record.data.as_ref())
                 .bind(record.created_at.as_millis())
@@ -436,8 +502,8 @@ impl SessionStore for PostgresStore {
         // A version beyond i64 can match no stored one: NULL compares false,
         // and the statement reports the stored version as a conflict.
         let expected = i64::try_from(update.expected_version).ok();
-        let q = || {
-            Self::statement(&self.table.sql.update)
+        let q = |sql: &Arc<str>| {
+            Self::statement(sql)
                 .bind(key.as_bytes().as_slice())
                 .bind(expected)
                 .bind(update.data.as_ref())
@@ -445,7 +511,17 @@ impl SessionStore for PostgresStore {
                 .bind(update.owner.as_deref())
                 .bind(now.as_millis())
         };
-        let row = self.fetch_one("update", q).await?;
+        let row = self.fetch_one("update", || q(&self.table.sql.update)).await?;
+        let current: Option<i64> = row::optional(&row, "current")?;
+        let updated: Option<i64> = row::optional(&row, "updated")?;
+        let row = match (current, updated) {
+            // The snapshot showed the expected version, yet the write found
+            // the row changed after it: ask again under the row lock.
+            (Some(current), None) if Some(current) == expected => {
+                self.fetch_one("update", || q(&self.table.sql.update_locked)).await?
+            }
+            _ => row,
+        };
         let current: Option<i64> = row::optional(&row, "current")?;
         let updated: Option<i64> = row::optional(&row, "updated")?;
         match (current, updated) {
@@ -468,8 +544,22 @@ impl SessionStore for PostgresStore {
     }
 
     async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+        if old_key != new_key {
+            let lean = || {
+                Self::statement(&self.table.sql.rotate)
+                    .bind(old_key.as_bytes().as_slice())
+                    .bind(new_key.as_bytes().as_slice())
+                    .bind(now.as_millis())
+            };
+            match self.execute_or_taken("rotate", lean).await? {
+                Some(0) => return Err(Error::NotFound),
+                Some(_) => return Ok(()),
+                // The new key is in the table, live or expired.
+                None => {}
+            }
+        }
         let q = || {
-            Self::statement(&self.table.sql.rotate)
+            Self::statement(&self.table.sql.rotate_locked)
                 .bind(old_key.as_bytes().as_slice())
                 .bind(new_key.as_bytes().as_slice())
                 .bind(now.as_millis())

@@ -1,10 +1,21 @@
-//! The one SQL statement behind each operation of the contract.
+//! The SQL statements behind each operation of the contract.
 //!
-//! Each operation is exactly one statement, sent as one extended-protocol
-//! exchange (Bind, Execute, Sync), so it is atomic and costs one round trip.
-//! The one exception is `delete_by_owner`: a table lock and a statement in
-//! one simple-query message, still one transaction and one round trip (see
-//! [`Statements::delete_by_owner`] for why).
+//! Each operation is one statement, sent as one extended-protocol exchange
+//! (Bind, Execute, Sync), so it is atomic and costs one round trip. The
+//! exceptions:
+//!
+//! - `delete_by_owner`: a table lock and a statement in one simple-query
+//!   message, still one transaction and one round trip (see
+//!   [`Statements::delete_by_owner`] for why).
+//! - `create`, `update` and `rotate` first send a lean statement that does
+//!   the common case the way a hand-written query would: a plain `INSERT`,
+//!   a conditional `UPDATE`, a `DELETE ... RETURNING` feeding an `INSERT`.
+//!   In the rare case where that statement cannot decide alone (the new key
+//!   is already in the table, or the row changed between the statement's
+//!   snapshot and its write), it has written nothing, and the store sends
+//!   the locking statement that always decides (`create_or_replace`,
+//!   `update_locked`, `rotate_locked`): two round trips, only then.
+//!
 //! The statements are built once per store, when its table name is known,
 //! and shared as `Arc<str>`: sqlx prepares each one once per connection and
 //! then reuses it by its text.
@@ -12,19 +23,28 @@
 //! All of them run in PostgreSQL's default READ COMMITTED isolation, in
 //! autocommit. What makes them linearizable per key:
 //!
-//! - Every statement that decides from a row and then writes it locks that
-//!   row first (`FOR UPDATE`, `UPDATE`, `DELETE`, `ON CONFLICT`). When the row
-//!   was changed by a transaction that committed meanwhile, PostgreSQL
-//!   re-evaluates the `WHERE` clause on the newest version of the row and
-//!   returns that version, so the decision is taken on the latest state while
-//!   the row is locked.
-//! - `rotate`, the one statement that locks two rows, locks them in key
-//!   order, so two rotates cannot deadlock each other; `delete_expired`
-//!   skips locked rows and waits for none. (Should the server still abort a statement as a
-//!   deadlock victim, nothing of it was applied and the store retries it.)
-//! - A CTE referenced twice is computed once, so a statement's answer (for
-//!   example the `current` version of a `Conflict`) is the very row version
-//!   it locked, never an older snapshot.
+//! - Every statement that writes a row decides on the newest version of it
+//!   while holding its lock (`FOR UPDATE`, `UPDATE`, `DELETE`, `ON
+//!   CONFLICT`): when the row was changed by a transaction that committed
+//!   meanwhile, PostgreSQL re-evaluates the `WHERE` clause on the newest
+//!   version of the row and returns that version.
+//! - An answer read without a lock (the `current` version that `update`
+//!   reports with a conflict) comes from the statement's snapshot, which is
+//!   taken after the operation began: it is a state the record really had
+//!   during the call, so the operation is linearized at the snapshot. Where
+//!   the snapshot and the write disagree (the snapshot shows the expected
+//!   version, yet the write found the row changed), no such point exists
+//!   and the store asks again with the locking statement.
+//! - A plain `INSERT` that meets an existing key fails with a unique
+//!   violation and the whole statement, a `DELETE` in it included, is rolled
+//!   back: nothing was applied, so the locking statement can decide.
+//! - `rotate_locked`, the one statement that locks two rows, locks them in
+//!   key order, so two of them cannot deadlock each other; `delete_expired`
+//!   skips locked rows and waits for none. (Should the server still abort a
+//!   statement as a deadlock victim, for example two lean rotates swapping
+//!   the same two keys, nothing of it was applied and the store retries it.)
+//! - A CTE referenced twice is computed once, so a statement's answer is the
+//!   very row version it locked, never an older snapshot.
 //!
 //! Liveness is always `expires_at > $now` with the caller's `now`
 //! (milliseconds); the database clock is never read.
@@ -36,18 +56,27 @@ use crate::table::TableName;
 /// Statement texts for one table.
 #[derive(Debug)]
 pub(crate) struct Statements {
+    /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner`; a unique
+    /// violation if the key is in the table (live or not), else created.
+    pub(crate) create: Arc<str>,
     /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner, $6 now`;
     /// affects 1 row iff created.
-    pub(crate) create: Arc<str>,
+    pub(crate) create_or_replace: Arc<str>,
     /// `$1 key, $2 now`; a row iff live.
     pub(crate) load: Arc<str>,
     /// `$1 key, $2 expected version (NULL if unrepresentable), $3 data,
-    /// $4 expires_at, $5 owner, $6 now`; one row `(current, updated)`.
+    /// $4 expires_at, $5 owner, $6 now`; one row `(current, updated)`,
+    /// `current` read from the statement's snapshot.
     pub(crate) update: Arc<str>,
+    /// The same parameters and row, `current` read under the row lock.
+    pub(crate) update_locked: Arc<str>,
     /// `$1 key, $2 expires_at, $3 now`; affects 1 row iff live.
     pub(crate) touch: Arc<str>,
-    /// `$1 old key, $2 new key, $3 now`; one row `(old_live, moved)`.
+    /// `$1 old key, $2 new key, $3 now`; a unique violation if the new key
+    /// is in the table, else affects 1 row iff moved. Not for equal keys.
     pub(crate) rotate: Arc<str>,
+    /// `$1 old key, $2 new key, $3 now`; one row `(old_live, moved)`.
+    pub(crate) rotate_locked: Arc<str>,
     /// `$1 key, $2 now`; a row `(was_live)` iff a record was removed.
     pub(crate) delete: Arc<str>,
     /// `$1 owner, $2 now`; the live sessions.
@@ -66,11 +95,19 @@ impl Statements {
     pub(crate) fn new(table: &TableName) -> Self {
         let t = table.quoted();
         Self {
+            // A fresh key (the case of every new session id) needs nothing
+            // more than this: no speculative insertion, no ON CONFLICT
+            // arbiter check, one WAL record fewer than `create_or_replace`.
+            create: format!(
+                "INSERT INTO {t} (key, version, data, created_at, expires_at, owner) \
+                 VALUES ($1, 1, $2, $3, $4, $5)"
+            )
+            .into(),
             // The insert and the replacement of an expired row are one
             // statement: ON CONFLICT locks the existing row, and the WHERE
             // lets the update through only if that row is expired at `now`.
             // A live row is left alone and nothing is affected.
-            create: format!(
+            create_or_replace: format!(
                 "INSERT INTO {t} AS s (key, version, data, created_at, expires_at, owner) \
                  VALUES ($1, 1, $2, $3, $4, $5) \
                  ON CONFLICT (key) DO UPDATE SET version = 1, data = excluded.data, \
@@ -83,12 +120,34 @@ impl Statements {
                  WHERE key = $1 AND expires_at > $2"
             )
             .into(),
+            // The compare-and-swap is the UPDATE's WHERE, re-checked on the
+            // newest row version under its lock, so at most one of two
+            // updates expecting the same version writes. When it writes
+            // nothing, `current` says why, as of the statement's snapshot
+            // (taken after the call began): NULL means not live (NotFound),
+            // another version means Conflict { current }. The snapshot and
+            // the UPDATE's scan agree, except when the row changed after the
+            // snapshot: `current` is then the expected version although
+            // nothing was written, and the store asks `update_locked`.
+            // No row lock before the write: one WAL record and one buffer
+            // dirtying fewer than `update_locked`, the same work as a bare
+            // conditional UPDATE plus one index probe of a cached page.
+            update: format!(
+                "WITH upd AS ( \
+                     UPDATE {t} SET version = version + 1, data = $3, expires_at = $4, owner = $5 \
+                     WHERE key = $1 AND version = $2 AND expires_at > $6 \
+                     RETURNING version \
+                 ) \
+                 SELECT (SELECT version FROM {t} WHERE key = $1 AND expires_at > $6) AS current, \
+                        (SELECT version FROM upd) AS updated"
+            )
+            .into(),
             // `cur` locks the live row and reads its newest version; `upd`
             // writes only if that version is the expected one. `cur` is
             // computed once, so `current` is the version the decision used:
             // NULL means not live (NotFound), `updated` NULL with `current`
             // set means Conflict { current }.
-            update: format!(
+            update_locked: format!(
                 "WITH cur AS ( \
                      SELECT key, version FROM {t} WHERE key = $1 AND expires_at > $6 FOR UPDATE \
                  ), upd AS ( \
@@ -104,6 +163,23 @@ impl Statements {
             // touch racing a delete or rotate finds nothing to revive.
             touch: format!("UPDATE {t} SET expires_at = GREATEST(expires_at, $2) WHERE key = $1 AND expires_at > $3")
                 .into(),
+            // The common case, an old live key and a new key nobody holds,
+            // as a hand-written query does it: the DELETE locks the old row
+            // and re-checks its liveness on its newest version, the INSERT
+            // adds the copy. A new key already in the table (live or
+            // expired, or inserted concurrently) is a unique violation that
+            // rolls the DELETE back; `rotate_locked` then decides. Equal
+            // keys never come here: the INSERT would not see the row the
+            // DELETE removed and would "rotate" a key onto itself.
+            rotate: format!(
+                "WITH old AS ( \
+                     DELETE FROM {t} WHERE key = $1 AND expires_at > $3 \
+                     RETURNING data, created_at, expires_at, owner \
+                 ) \
+                 INSERT INTO {t} (key, version, data, created_at, expires_at, owner) \
+                 SELECT $2, 1, data, created_at, expires_at, owner FROM old"
+            )
+            .into(),
             // `locked` locks both rows (when they exist) in key order, the
             // order every multi-row statement here uses, so two rotates of
             // the same pair (or a rotate and a delete_by_owner) cannot
@@ -114,7 +190,7 @@ impl Statements {
             // sees a row inserted concurrently), and never when both keys are
             // equal. `removed` deletes the source only if the copy was made.
             // One statement, so nothing changes on either error.
-            rotate: format!(
+            rotate_locked: format!(
                 "WITH locked AS ( \
                      SELECT key, data, created_at, expires_at, owner FROM {t} \
                      WHERE key = $1 OR key = $2 ORDER BY key FOR UPDATE \

@@ -1,7 +1,8 @@
 //! What this backend promises beyond the shared suite: configuration is
 //! validated before any connection, migrations are idempotent and safe to
 //! race, damaged rows give `Corrupt`, and a statement stuck on a lock fails
-//! with a clear statement-timeout error.
+//! with a clear statement-timeout error, and an update that loses a race
+//! after its snapshot still reports the version it lost to.
 
 mod support;
 
@@ -237,5 +238,58 @@ async fn a_statement_stuck_on_a_lock_fails_with_a_clear_timeout_error() {
             .await
             .expect("touch after the lock")
     );
+    store.drop_table().await.expect("drop");
+}
+
+/// The lean `update` reads `current` from its snapshot. When the row changes
+/// after that snapshot, the snapshot still shows the expected version while
+/// the write, re-checked on the newest row, does nothing: the store must
+/// then report the version it really lost to, never the expected one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_loses_after_its_snapshot_reports_the_version_it_lost_to() {
+    if !support::server_or_skip("an_update_that_loses_after_its_snapshot_reports_the_version_it_lost_to").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b).await;
+    let now = Timestamp::now();
+    let r = support::record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+
+    // Another client bumps the version in a transaction it keeps open, so
+    // the store's update takes its snapshot before that commit and then
+    // waits on the row lock.
+    let mut other = support::raw_connection().await.expect("raw connection");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {} SET version = version + 1 WHERE key = $1",
+        store.table()
+    )))
+    .bind(r.key.as_bytes().as_slice())
+    .execute(&mut *tx)
+    .await
+    .expect("bump the version");
+
+    let racing = {
+        let (store, key) = (store.clone(), r.key);
+        let u = Update {
+            expected_version: 1,
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: None,
+        };
+        tokio::spawn(async move { store.update(&key, u, now).await })
+    };
+    // Let the update reach the row lock, then commit the other write.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!racing.is_finished(), "the update waits on the row lock");
+    tx.commit().await.expect("commit the other write");
+
+    let result = racing.await.expect("the update task");
+    assert!(
+        matches!(result, Err(Error::Conflict { current: 2 })),
+        "expected Conflict {{ current: 2 }}, got {result:?}"
+    );
+    let stored = store.load(&r.key, now).await.expect("load").expect("live");
+    assert_eq!(stored.version, 2, "the losing update wrote nothing");
     store.drop_table().await.expect("drop");
 }

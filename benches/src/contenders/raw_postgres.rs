@@ -2,7 +2,13 @@
 //! operation by primary key, on dedicated connections (no pool, so no ping
 //! before or after: exactly one round trip per operation). The table has
 //! the columns a session store needs (version, data, created_at,
-//! expires_at), so each statement does the same work a store's does.
+//! expires_at), so each statement does the same work a store's does, with
+//! one difference the reader of a comparison should know: the raw table has
+//! only its primary key. A session store also needs an index on `expires_at`
+//! for its sweep, so every row it inserts (create, rotate) and every update
+//! that moves the expiry (touch, which also cannot be a HOT update then)
+//! writes one more index entry, and one more WAL record, than the raw
+//! client. `update` is a compare-and-set on the version, as a store's is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
