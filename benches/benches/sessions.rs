@@ -85,7 +85,8 @@ fn sessions(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     // Shorter than criterion's defaults (3 s + 5 s, 100 samples) so the
-    // whole matrix fits in about half an hour; flags override these.
+    // whole matrix (378 benchmarks with all four families and the peers)
+    // takes about 40 minutes on 2 cores; flags override these.
     config = Criterion::default().warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3))
         .sample_size(30);
