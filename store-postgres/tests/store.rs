@@ -279,8 +279,34 @@ async fn an_update_that_loses_after_its_snapshot_reports_the_version_it_lost_to(
         };
         tokio::spawn(async move { store.update(&key, u, now).await })
     };
-    // Let the update reach the row lock, then commit the other write.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the update is blocked on the row lock (a condition, not an
+    // assumed duration), then commit the other write.
+    let mut watcher = support::raw_connection().await.expect("raw connection");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' \
+             AND position($1 in query) > 0",
+        )
+        // The table part of `schema.table`: statements quote each part.
+        .bind(store.table().rsplit('.').next().unwrap_or_default().to_owned())
+        .fetch_one(&mut watcher)
+        .await
+        .expect("read pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !racing.is_finished(),
+            "the update finished without waiting on the row lock"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the update never reached the row lock"
+        );
+        tokio::task::yield_now().await;
+    }
     assert!(!racing.is_finished(), "the update waits on the row lock");
     tx.commit().await.expect("commit the other write");
 
