@@ -38,8 +38,9 @@ pub struct TowerPeer<S> {
     clock: BenchClock,
     preload: Preload,
     namespace: Option<Namespace>,
-    /// Ids this contender preloaded, for stores without a namespace to
-    /// remove (tower-sessions-redis-store writes unprefixed keys).
+    /// Ids this contender wrote (preloaded or created), for stores without
+    /// a namespace to remove (tower-sessions-redis-store writes unprefixed
+    /// keys).
     preloaded: Option<Mutex<Vec<Id>>>,
 }
 
@@ -58,6 +59,14 @@ fn datetime(ms: i64) -> OffsetDateTime {
 }
 
 impl<S: SessionStore> TowerPeer<S> {
+    /// Notes an id the store created (its `create` may pick another id than
+    /// the one asked for), so that `cleanup` removes it.
+    fn remember(&self, id: Id) {
+        if let Some(ids) = &self.preloaded {
+            ids.lock().push(id);
+        }
+    }
+
     fn new(backend: Backend, name: &str, store: S, preload: Preload) -> Self {
         TowerPeer {
             id: ContenderId {
@@ -128,7 +137,9 @@ impl<S: SessionStore> Contender for TowerPeer<S> {
 
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
         let mut record = self.record(key, payload, self.clock.expiry().as_millis());
-        self.store.create(&mut record).await.map_err(failed("create"))
+        self.store.create(&mut record).await.map_err(failed("create"))?;
+        self.remember(record.id);
+        Ok(())
     }
 
     async fn load(&self, key: &StoreKey) -> Result<bool, BenchError> {
@@ -153,7 +164,12 @@ impl<S: SessionStore> Contender for TowerPeer<S> {
             .await
             .map_err(failed("rotate (delete)"))?;
         let mut record = self.record(new, payload, self.clock.expiry().as_millis());
-        self.store.create(&mut record).await.map_err(failed("rotate (create)"))
+        self.store
+            .create(&mut record)
+            .await
+            .map_err(failed("rotate (create)"))?;
+        self.remember(record.id);
+        Ok(())
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), BenchError> {
