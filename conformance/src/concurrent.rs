@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use session_core::{Bytes, Clock, ManualClock, Record, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Clock, ManualClock, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 
 use crate::harness::{Ctx, StoreFactory, fresh_key};
 use crate::history::{History, Recorder};
@@ -238,8 +238,8 @@ fn choose<S: ?Sized>(
             expires_at,
             owner,
         }),
-        14..28 | 95..100 => Op::Load(k),
-        28..52 => {
+        14..26 | 95..100 => Op::Load(k),
+        26..44 => {
             let last = seen.get(&k).copied().unwrap_or(1);
             let expected_version = match rng.below(4) {
                 0 => last + 1,
@@ -256,9 +256,19 @@ fn choose<S: ?Sized>(
                 },
             )
         }
-        52..64 => Op::Touch(k, expires_at),
-        64..70 => Op::Delete(k),
-        70..80 => Op::Rotate(k, other),
+        44..50 => Op::Overwrite(
+            k,
+            Overwrite {
+                data,
+                expires_at,
+                owner,
+            },
+        ),
+        50..60 => Op::Touch(k, expires_at),
+        60..66 => Op::Delete(k),
+        // A third of the rotates also set the owner (a login).
+        66..76 => Op::Rotate(k, other, owner.filter(|_| rng.below(3) == 0)),
+        76..80 => Op::WasRotated(k),
         80..88 => Op::ListByOwner(round.owners[group].clone()),
         88..91 => Op::DeleteByOwner(round.owners[group].clone()),
         _ => {
@@ -282,13 +292,13 @@ fn learn(seen: &mut HashMap<StoreKey, u64>, op: &Op, outcome: &Outcome) {
         (Op::Create(r), Outcome::Done) => {
             seen.insert(r.key, 1);
         }
-        (Op::Rotate(_, new), Outcome::Done) => {
+        (Op::Rotate(_, new, _), Outcome::Moved(_)) => {
             seen.insert(*new, 1);
         }
         (Op::Load(k), Outcome::Loaded(Some(r))) => {
             seen.insert(*k, r.version);
         }
-        (Op::Update(k, _), Outcome::Version(v) | Outcome::Failed(ErrorKind::Conflict(v))) => {
+        (Op::Update(k, _) | Op::Overwrite(k, _), Outcome::Version(v) | Outcome::Failed(ErrorKind::Conflict(v))) => {
             seen.insert(*k, *v);
         }
         _ => {}

@@ -1,4 +1,5 @@
-//! Race tests named after the lesson each keeps (DESIGN.md 3.4, 3.6): two
+//! Race tests named after the lesson each keeps (the atomicity rules of
+//! [`SessionStore`] and of [`SessionManager`]'s saves and rotations): two
 //! or more tasks released together by a barrier on a multi-thread runtime,
 //! many times over, and the outcome must be one the contract allows in
 //! *every* interleaving. They complement the linearizability rule
@@ -161,24 +162,27 @@ pub async fn rotate_racing_update_lands_in_the_new_session_or_fails_with_not_fou
         let (s1, s2) = (Arc::clone(&ctx.store), Arc::clone(&ctx.store));
         let (updated, rotated) = race(
             async move { s1.update(&old, update(1, b"racing", now + 3 * HOUR), now).await },
-            async move { s2.rotate(&old, &new, now).await },
+            async move { s2.rotate(&old, &new, None, now).await },
         )
         .await;
-        assert!(
-            rotated.is_ok(),
-            "the old session was live in either order, rotate gave {rotated:?}"
-        );
+        let moved = match rotated {
+            Ok(moved) => moved,
+            Err(e) => panic!("the old session was live in either order, rotate gave {e:?}"),
+        };
         let expected: &[u8] = match updated {
             Ok(2) => b"racing",
             Err(Error::NotFound) => b"\x01\x00",
             other => panic!("an update racing a rotate must land or give NotFound, got {other:?}"),
         };
         match ctx.store.load(&new, now).await {
-            Ok(Some(r)) => assert_eq!(
-                (r.version, &r.data[..]),
-                (1, expected),
-                "the new session holds the data of whichever came first"
-            ),
+            Ok(Some(r)) => {
+                assert_eq!(
+                    (r.version, &r.data[..]),
+                    (1, expected),
+                    "the new session holds the data of whichever came first"
+                );
+                assert_eq!(moved, r, "rotate handed back another record than it stored");
+            }
             other => panic!("the rotated session must be live, got {other:?}"),
         }
         assert_gone(&*ctx.store, &old, now, "rotate racing update").await;
@@ -206,7 +210,7 @@ pub async fn update_with_from_32_tasks_loses_no_increment<F: StoreFactory>(ctx: 
         max_update_attempts: u32::try_from(total).expect("128 fits in u32"),
         ..Config::default()
     };
-    let manager = SessionManager::with_clock(Arc::clone(&ctx.store), config, ctx.clock.clone());
+    let manager = SessionManager::with_clock(Arc::clone(&ctx.store), config, ctx.clock.clone()).expect("valid config");
     let session = manager.create(None).await.expect("create");
     let barrier = Arc::new(Barrier::new(COUNTER_TASKS as usize));
     let handles: Vec<_> = (0..COUNTER_TASKS)
@@ -240,4 +244,62 @@ pub async fn update_with_from_32_tasks_loses_no_increment<F: StoreFactory>(ctx: 
         "an increment was lost"
     );
     assert_eq!(done.version(), 1 + total, "every increment is exactly one version");
+}
+
+/// A login (`SessionManager::rotate_to_owner`) racing another request's
+/// increment of the same session: whichever lands first, no write is lost.
+/// Either the increment lands before the rotation, and the rotated session
+/// (and the login request's copy) carries it, or it finds the old id gone
+/// and fails with `NotFound`; the login request's own later change is kept
+/// in both cases.
+pub async fn a_login_racing_an_increment_loses_neither_write<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let config = Config {
+        idle_timeout: 2 * HOUR,
+        absolute_timeout: 5 * HOUR,
+        renewal_threshold: HOUR,
+        ..Config::default()
+    };
+    let manager = SessionManager::with_clock(Arc::clone(&ctx.store), config, ctx.clock.clone()).expect("valid config");
+    for _ in 0..RACES {
+        let session = manager.create(None).await.expect("create");
+        let mut login_copy = manager.load(session.id()).await.expect("load").expect("live");
+        let (m1, m2, id) = (manager.clone(), manager.clone(), session.id().clone());
+        let (incremented, logged_in) = race(
+            async move {
+                m1.update_with(&id, |d| {
+                    let n = d.get::<u64>("n")?.unwrap_or(0);
+                    d.insert("n", &(n + 1))
+                })
+                .await
+            },
+            async move {
+                let result = m2.rotate_to_owner(&mut login_copy, "yara").await;
+                (result, login_copy)
+            },
+        )
+        .await;
+        let (result, mut login_copy) = logged_in;
+        if let Err(e) = result {
+            panic!("the login must succeed in either order, got {e}");
+        }
+        let counter_landed = match incremented {
+            Ok(()) => true,
+            Err(Error::NotFound) => false,
+            Err(e) => panic!("an increment racing a login must land or give NotFound, got {e}"),
+        };
+        login_copy.data_mut().insert("logged_in", &true).expect("encode");
+        manager
+            .save(&mut login_copy)
+            .await
+            .expect("the login request saves its own change");
+        let stored = manager.load(login_copy.id()).await.expect("load").expect("live");
+        let n = stored.data().get::<u64>("n").expect("decode");
+        assert_eq!(
+            n,
+            counter_landed.then_some(1),
+            "the increment was lost, or appeared from nowhere"
+        );
+        assert_eq!(stored.data().get::<bool>("logged_in").expect("decode"), Some(true));
+        assert_eq!(stored.owner(), Some("yara"));
+    }
 }

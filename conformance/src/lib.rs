@@ -4,8 +4,10 @@
 //! this suite against a real server; a third-party backend runs it the same
 //! way to prove it behaves exactly like ours. It contains:
 //!
-//! - one example test per rule of the contract (DESIGN.md 3.1 to 3.5), named
-//!   after the rule ([`rules`], [`manager_rules`]);
+//! - one example test per rule of the contract (the documentation of
+//!   [`SessionStore`](session_core::SessionStore) and of
+//!   [`SessionManager`](session_core::SessionManager)), named after the rule
+//!   ([`rules`], [`manager_rules`]);
 //! - a model-based test: random operation sequences with clock advances,
 //!   compared step by step with a pure [`Model`] of the contract
 //!   ([`state_machine`]);
@@ -74,6 +76,8 @@ macro_rules! suite {
             rules::create_then_load_returns_the_record_at_version_1,
             rules::update_increments_the_version_by_exactly_one,
             rules::update_with_a_stale_version_gives_conflict_with_the_current_version,
+            rules::overwrite_writes_whatever_the_version_and_increments_it,
+            rules::overwrite_never_brings_a_session_back,
             rules::touch_does_not_change_the_version,
             rules::a_session_is_expired_exactly_at_expires_at,
             rules::an_expired_session_is_absent_for_every_operation,
@@ -86,6 +90,10 @@ macro_rules! suite {
             rules::touch_never_revives_an_expired_session,
             rules::a_deleted_session_stays_deleted,
             rules::rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key,
+            rules::rotate_can_set_the_owner_in_the_same_step,
+            rules::rotate_leaves_a_rotation_mark_for_a_minute_or_until_the_old_expiry,
+            rules::a_rotation_mark_is_not_a_session,
+            rules::was_rotated_is_false_for_keys_that_were_not_rotated,
             rules::rotate_of_a_session_that_is_not_live_gives_not_found,
             rules::rotate_onto_a_live_key_gives_already_exists_and_changes_nothing,
             rules::rotate_onto_an_expired_key_replaces_it,
@@ -93,7 +101,8 @@ macro_rules! suite {
             rules::list_by_owner_lists_only_the_live_sessions_of_that_owner,
             rules::the_owner_index_follows_expiry_rotation_owner_change_and_deletion,
             rules::delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live_ones,
-            rules::owners_with_unusual_characters_are_kept_apart,
+            rules::every_owner_the_contract_accepts_is_kept_apart,
+            rules::a_damaged_record_never_hides_an_owners_other_sessions,
             rules::delete_expired_removes_only_expired_records_and_respects_limit,
             rules::delete_expired_never_removes_a_renewed_session,
             rules::data_is_stored_as_opaque_bytes_of_any_size,
@@ -102,6 +111,10 @@ macro_rules! suite {
             manager_rules::the_absolute_timeout_ends_an_active_session,
             manager_rules::renewal_writes_only_when_the_threshold_is_crossed,
             manager_rules::rotation_keeps_data_owner_and_the_absolute_deadline,
+            manager_rules::rotation_never_lets_a_stale_copy_overwrite_a_newer_write,
+            manager_rules::login_rotates_and_sets_the_owner_in_one_step,
+            manager_rules::unusable_configurations_are_refused_when_the_manager_is_built,
+            manager_rules::owners_the_contract_refuses_are_refused_before_any_store_call,
             manager_rules::saving_a_stale_session_gives_conflict,
             manager_rules::update_with_under_contention_loses_no_update,
             manager_rules::an_owner_can_end_only_their_own_sessions,
@@ -117,6 +130,7 @@ macro_rules! suite {
             concurrent_races::two_updates_of_the_same_version_exactly_one_wins,
             concurrent_races::rotate_racing_update_lands_in_the_new_session_or_fails_with_not_found,
             concurrent_races::update_with_from_32_tasks_loses_no_increment,
+            concurrent_races::a_login_racing_an_increment_loses_neither_write,
         );
     };
     (@tests $factory:expr; $($module:ident :: $rule:ident),* $(,)?) => {

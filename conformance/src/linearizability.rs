@@ -26,9 +26,9 @@
 //!
 //! - each key is a node of a union-find, and so is each owner name;
 //! - an operation joins every node it reads or writes: `rotate` joins its two
-//!   keys; `create` and `update` join their key with the owner they write (a
-//!   record can only become an owner's through them, or through `rotate` from
-//!   a key that is already joined); `list_by_owner` and `delete_by_owner`
+//!   keys, and with the owner it sets if it sets one; `create`, `update` and
+//!   `overwrite` join their key with the owner they write (a record can only
+//!   become an owner's through them, or through `rotate`); `list_by_owner` and `delete_by_owner`
 //!   belong to their owner's node, so they land with every key that ever had
 //!   that owner;
 //! - each connected component is one partition, checked from an empty model.
@@ -266,8 +266,9 @@ fn nodes(op: &Op) -> Vec<Node> {
     match op {
         Op::Create(r) => [vec![Node::Key(r.key)], owner(&r.owner)].concat(),
         Op::Update(k, u) => [vec![Node::Key(*k)], owner(&u.owner)].concat(),
-        Op::Load(k) | Op::Touch(k, _) | Op::Delete(k) => vec![Node::Key(*k)],
-        Op::Rotate(a, b) => vec![Node::Key(*a), Node::Key(*b)],
+        Op::Overwrite(k, w) => [vec![Node::Key(*k)], owner(&w.owner)].concat(),
+        Op::Load(k) | Op::Touch(k, _) | Op::WasRotated(k) | Op::Delete(k) => vec![Node::Key(*k)],
+        Op::Rotate(a, b, o) => [vec![Node::Key(*a), Node::Key(*b)], owner(o)].concat(),
         Op::ListByOwner(o) | Op::DeleteByOwner(o) => vec![Node::Owner(o.clone())],
         Op::DeleteExpired(_) => Vec::new(),
     }
@@ -602,6 +603,13 @@ mod tests {
         }))
     }
 
+    fn loaded_moved(key: StoreKey, data: &'static [u8]) -> Outcome {
+        Outcome::Moved(Record {
+            data: Bytes::from_static(data),
+            ..record(key, None)
+        })
+    }
+
     #[test]
     fn an_empty_history_is_linearizable() {
         assert!(check(&History::default()).is_ok());
@@ -717,12 +725,19 @@ mod tests {
         let (a, b) = (fresh_key(), fresh_key());
         let h = History::new(vec![
             ev(0, 0, 1, Op::Create(record(a, None)), Outcome::Done),
-            ev(0, 2, 3, Op::Rotate(a, b), Outcome::Done),
+            ev(0, 2, 3, Op::Rotate(a, b, None), loaded_moved(b, b"a")),
             ev(1, 4, 5, Op::Load(b), loaded(b, 1, b"a")),
             ev(2, 6, 7, Op::Load(a), Outcome::Loaded(None)),
+            ev(2, 8, 9, Op::WasRotated(a), Outcome::Flag(true)),
         ]);
         let report = check(&h).expect("linearizable");
         assert_eq!(report.partitions, 1);
+        // A rotate that hands back other data than it moved is caught.
+        let lying = History::new(vec![
+            ev(0, 0, 1, Op::Create(record(a, None)), Outcome::Done),
+            ev(0, 2, 3, Op::Rotate(a, b, None), loaded_moved(b, b"stale")),
+        ]);
+        assert!(check(&lying).is_err());
         // Without the rotate, nothing explains the load of `b`: splitting
         // the keys a rotate links would reject correct histories.
         let wrong = History::new(vec![ev(1, 4, 5, Op::Load(b), loaded(b, 1, b"a"))]);

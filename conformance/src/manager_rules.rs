@@ -1,10 +1,14 @@
-//! Rules of the session manager (DESIGN.md 3.6) and of bad input (3.1, 3.5),
-//! checked through [`SessionManager`] on top of the store under test.
+//! Rules of the session manager (the documentation of [`SessionManager`])
+//! and of bad input, checked through the manager on top of the store under
+//! test.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, Clock, Config, Error, SessionData, SessionId, SessionManager, SessionStore, Update};
+use session_core::{
+    Bytes, Clock, Config, Error, MAX_OWNER_LEN, ROTATION_MARK_TTL, SessionData, SessionId, SessionManager,
+    SessionStore, Update,
+};
 
 use crate::harness::{Ctx, HOUR, StoreFactory};
 
@@ -19,7 +23,10 @@ fn config() -> Config {
 }
 
 fn manager<F: StoreFactory>(ctx: &Ctx<F>, config: Config) -> SessionManager<F::Store> {
-    SessionManager::with_clock(Arc::clone(&ctx.store), config, ctx.clock.clone())
+    match SessionManager::with_clock(Arc::clone(&ctx.store), config, ctx.clock.clone()) {
+        Ok(m) => m,
+        Err(e) => panic!("the suite's configuration is valid: {e}"),
+    }
 }
 
 async fn stored_expiry<F: StoreFactory>(ctx: &Ctx<F>, id: &SessionId) -> Option<session_core::Timestamp> {
@@ -96,7 +103,7 @@ pub async fn rotation_keeps_data_owner_and_the_absolute_deadline<F: StoreFactory
     let created = ctx.now();
     let mut s = m.create(None).await.expect("create");
     s.data_mut().insert("cart", &3u32).expect("encode");
-    s.set_owner(Some("user-1".into()));
+    s.set_owner(Some("user-1".into())).expect("a valid owner");
     // Stay active (renewals) for four hours: close to the absolute deadline.
     for _ in 0..3 {
         ctx.clock.advance(HOUR + Duration::from_secs(20 * 60));
@@ -114,6 +121,170 @@ pub async fn rotation_keeps_data_owner_and_the_absolute_deadline<F: StoreFactory
     assert!(loaded.expires_at() <= created + 5 * HOUR);
     ctx.clock.set(created + 5 * HOUR);
     assert!(m.load(s.id()).await.expect("load").is_none());
+}
+
+/// A copy loaded before another request's write never overwrites that write
+/// through a rotation: `rotate` continues from what the store holds, so the
+/// later save keeps both changes (the fault an independent test found).
+pub async fn rotation_never_lets_a_stale_copy_overwrite_a_newer_write<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let m = manager(&ctx, config());
+    let s = m.create(None).await.expect("create");
+    let mut a = m.load(s.id()).await.expect("load").expect("live");
+    let mut b = m.load(s.id()).await.expect("load").expect("live");
+    b.data_mut().insert("from_b", &2u8).expect("encode");
+    m.save(&mut b).await.expect("b saves version 2");
+    m.rotate(&mut a).await.expect("rotate");
+    assert_eq!(
+        a.data().get::<u8>("from_b").expect("decode"),
+        Some(2),
+        "rotate handed back a stale copy"
+    );
+    a.data_mut().insert("from_a", &1u8).expect("encode");
+    m.save(&mut a).await.expect("save after rotate");
+    let stored = m.load(a.id()).await.expect("load").expect("live");
+    assert_eq!(
+        stored.data().get::<u8>("from_b").expect("decode"),
+        Some(2),
+        "b's write was lost"
+    );
+    assert_eq!(stored.data().get::<u8>("from_a").expect("decode"), Some(1));
+    // b's copy names the rotated-away id: its next save finds nothing.
+    b.data_mut().insert("late", &3u8).expect("encode");
+    assert!(matches!(m.save(&mut b).await, Err(Error::NotFound)));
+}
+
+/// Login: `rotate_to_owner` gives an anonymous session a new id and an owner
+/// in one step, keeping its data and `created_at`; the old token is then
+/// known to have been rotated, and an unknown one is not.
+pub async fn login_rotates_and_sets_the_owner_in_one_step<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let m = manager(&ctx, config());
+    let created = ctx.now();
+    let mut s = m.create(None).await.expect("create");
+    s.data_mut().insert("cart", &5u32).expect("encode");
+    let anonymous = s.id().clone();
+    ctx.clock.advance(Duration::from_secs(60));
+    m.rotate_to_owner(&mut s, "vera").await.expect("login");
+    assert_ne!(s.id(), &anonymous);
+    assert_eq!((s.owner(), s.version(), s.created_at()), (Some("vera"), 1, created));
+    assert_eq!(
+        s.data().get::<u32>("cart").expect("decode"),
+        Some(5),
+        "pending changes were saved first"
+    );
+    let listed = m.list_by_owner("vera").await.expect("list");
+    assert_eq!(listed.iter().map(|o| o.key).collect::<Vec<_>>(), vec![s.key()]);
+    assert!(m.load(&anonymous).await.expect("load").is_none());
+    assert!(m.was_rotated(&anonymous).await.expect("was_rotated"));
+    assert!(!m.was_rotated(s.id()).await.expect("was_rotated"));
+    assert!(
+        !m.was_rotated(&SessionId::generate().expect("random"))
+            .await
+            .expect("was_rotated")
+    );
+    ctx.clock.advance(ROTATION_MARK_TTL);
+    assert!(
+        !m.was_rotated(&anonymous).await.expect("was_rotated"),
+        "the mark outlived its minute"
+    );
+
+    // Re-login as another user rotates again and switches the owner.
+    let before = s.id().clone();
+    m.rotate_to_owner(&mut s, "walt").await.expect("user switch");
+    assert_ne!(s.id(), &before);
+    assert!(m.list_by_owner("vera").await.expect("list").is_empty());
+    assert_eq!(m.list_by_owner("walt").await.expect("list").len(), 1);
+}
+
+/// Configurations that cannot work are refused when the manager is built,
+/// naming the setting.
+pub async fn unusable_configurations_are_refused_when_the_manager_is_built<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let good = config();
+    let bad = [
+        (
+            "idle_timeout",
+            Config {
+                idle_timeout: Duration::ZERO,
+                ..good.clone()
+            },
+        ),
+        (
+            "absolute_timeout",
+            Config {
+                absolute_timeout: good.idle_timeout - Duration::from_secs(1),
+                ..good.clone()
+            },
+        ),
+        (
+            "renewal_threshold",
+            Config {
+                renewal_threshold: good.idle_timeout + Duration::from_millis(1),
+                ..good.clone()
+            },
+        ),
+        (
+            "max_data_bytes",
+            Config {
+                max_data_bytes: 0,
+                ..good.clone()
+            },
+        ),
+        (
+            "max_update_attempts",
+            Config {
+                max_update_attempts: 0,
+                ..good.clone()
+            },
+        ),
+    ];
+    for (setting, config) in bad {
+        match SessionManager::with_clock(Arc::clone(&ctx.store), config, ctx.clock.clone()) {
+            Err(Error::Config(e)) => assert_eq!(e.setting(), setting),
+            Err(e) => panic!("{setting}: refused with the wrong error: {e}"),
+            Ok(_) => panic!("{setting}: an unusable configuration was accepted"),
+        }
+    }
+    // The edges are accepted: a threshold equal to the idle timeout, and an
+    // absolute timeout equal to it.
+    let edge = Config {
+        absolute_timeout: good.idle_timeout,
+        renewal_threshold: good.idle_timeout,
+        ..good
+    };
+    assert!(SessionManager::with_clock(Arc::clone(&ctx.store), edge, ctx.clock.clone()).is_ok());
+}
+
+/// Owners the contract does not accept are refused with `InvalidOwner`
+/// before any store call, and nothing changes.
+pub async fn owners_the_contract_refuses_are_refused_before_any_store_call<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let m = manager(&ctx, config());
+    let too_long = "x".repeat(MAX_OWNER_LEN + 1);
+    let mut s = m.create(Some("xena".into())).await.expect("create");
+    for bad in [
+        "",
+        "a\0b",
+        "line\nbreak",
+        "tab\t",
+        "\u{7f}",
+        "\u{85}",
+        too_long.as_str(),
+    ] {
+        let invalid = |r: &Result<_, Error>, what: &str| {
+            assert!(
+                matches!(r, Err(Error::InvalidOwner(_))),
+                "{what} with owner {bad:?} was not refused as InvalidOwner"
+            );
+        };
+        invalid(&m.create(Some(bad.to_owned())).await.map(drop), "create");
+        invalid(&s.set_owner(Some(bad.to_owned())), "set_owner");
+        invalid(&m.rotate_to_owner(&mut s, bad).await, "rotate_to_owner");
+        invalid(&m.list_by_owner(bad).await.map(drop), "list_by_owner");
+        invalid(&m.destroy_by_owner(bad).await.map(drop), "destroy_by_owner");
+        invalid(&m.destroy_owned(bad, &s.key()).await.map(drop), "destroy_owned");
+    }
+    // The session is as it was: same id, same owner, nothing pending.
+    assert!(!s.is_dirty());
+    let stored = m.load(s.id()).await.expect("load").expect("still live under its id");
+    assert_eq!((stored.owner(), stored.version()), (Some("xena"), 1));
 }
 
 /// Saving a copy that another writer has overtaken gives `Conflict`.
@@ -165,7 +336,7 @@ pub async fn an_owner_can_end_only_their_own_sessions<F: StoreFactory>(ctx: Arc<
     ctx.clock.advance(Duration::from_secs(1));
     let mine2 = m.create(Some("liz".into())).await.expect("create");
     let theirs = m.create(Some("max".into())).await.expect("create");
-    let listed = m.list_owner("liz").await.expect("list");
+    let listed = m.list_by_owner("liz").await.expect("list");
     assert_eq!(
         listed.iter().map(|s| s.key).collect::<Vec<_>>(),
         vec![mine.key(), mine2.key()]
@@ -174,7 +345,7 @@ pub async fn an_owner_can_end_only_their_own_sessions<F: StoreFactory>(ctx: Arc<
     assert!(m.load(theirs.id()).await.expect("load").is_some());
     assert!(m.destroy_owned("liz", &mine.key()).await.expect("destroy"));
     assert!(m.load(mine.id()).await.expect("load").is_none());
-    assert_eq!(m.destroy_owner("liz").await.expect("destroy"), 1);
+    assert_eq!(m.destroy_by_owner("liz").await.expect("destroy"), 1);
     assert!(m.load(mine2.id()).await.expect("load").is_none());
     assert!(m.destroy(theirs.id()).await.expect("destroy"));
 }
@@ -268,7 +439,7 @@ pub async fn no_record_holds_the_raw_token<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let record = ctx.store.load(&s.key(), ctx.now()).await.expect("load").expect("live");
     assert_eq!(record.key, s.id().store_key());
     assert!(!record.key.to_hex().contains(&token));
-    let listed = m.list_owner("oscar").await.expect("list");
+    let listed = m.list_by_owner("oscar").await.expect("list");
     assert!(!format!("{listed:?}").contains(&token));
     assert!(!format!("{s:?}").contains(&token));
     assert!(!record.data.windows(token.len()).any(|w| w == token.as_bytes()));

@@ -1,5 +1,6 @@
-//! A pure, in-memory model of the contract (DESIGN.md section 3.4), and the
-//! comparable [`Outcome`] of running an [`Op`] against a real store.
+//! A pure, in-memory model of the contract (the documentation of
+//! [`SessionStore`]), and the comparable [`Outcome`] of running an [`Op`]
+//! against a real store.
 //!
 //! The state-machine test replays random operations on both and compares
 //! every outcome; the linearizability checker searches for an order of
@@ -7,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{
+    Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update,
+};
 
 /// One operation of the contract with its arguments (and the caller's `now`
 /// kept beside it in [`Call`]).
@@ -19,10 +22,14 @@ pub enum Op {
     Load(StoreKey),
     /// `update(key, update, now)`.
     Update(StoreKey, Update),
+    /// `overwrite(key, write, now)`.
+    Overwrite(StoreKey, Overwrite),
     /// `touch(key, expires_at, now)`.
     Touch(StoreKey, Timestamp),
-    /// `rotate(old, new, now)`.
-    Rotate(StoreKey, StoreKey),
+    /// `rotate(old, new, set_owner, now)`.
+    Rotate(StoreKey, StoreKey, Option<String>),
+    /// `was_rotated(key, now)`.
+    WasRotated(StoreKey),
     /// `delete(key, now)`.
     Delete(StoreKey),
     /// `list_by_owner(owner, now)`.
@@ -39,8 +46,13 @@ impl Op {
     pub fn keys(&self) -> Option<Vec<StoreKey>> {
         match self {
             Op::Create(r) => Some(vec![r.key]),
-            Op::Load(k) | Op::Update(k, _) | Op::Touch(k, _) | Op::Delete(k) => Some(vec![*k]),
-            Op::Rotate(a, b) => Some(vec![*a, *b]),
+            Op::Load(k)
+            | Op::Update(k, _)
+            | Op::Overwrite(k, _)
+            | Op::Touch(k, _)
+            | Op::WasRotated(k)
+            | Op::Delete(k) => Some(vec![*k]),
+            Op::Rotate(a, b, _) => Some(vec![*a, *b]),
             Op::ListByOwner(_) | Op::DeleteByOwner(_) | Op::DeleteExpired(_) => None,
         }
     }
@@ -76,10 +88,12 @@ pub enum Outcome {
     Done,
     /// `load`'s result.
     Loaded(Option<Record>),
-    /// `update`'s new version.
+    /// `update`'s and `overwrite`'s new version.
     Version(u64),
-    /// `touch` and `delete`.
+    /// `touch`, `was_rotated` and `delete`.
     Flag(bool),
+    /// `rotate`'s record under the new key.
+    Moved(Record),
     /// `list_by_owner`, sorted by key.
     Listed(Vec<OwnedSession>),
     /// `delete_by_owner` and `delete_expired`.
@@ -113,8 +127,10 @@ pub async fn execute<S: SessionStore + ?Sized>(store: &S, call: &Call) -> Outcom
         Op::Create(r) => Outcome::from_result(store.create(r.clone(), now).await, |()| Outcome::Done),
         Op::Load(k) => Outcome::from_result(store.load(k, now).await, Outcome::Loaded),
         Op::Update(k, u) => Outcome::from_result(store.update(k, u.clone(), now).await, Outcome::Version),
+        Op::Overwrite(k, w) => Outcome::from_result(store.overwrite(k, w.clone(), now).await, Outcome::Version),
         Op::Touch(k, e) => Outcome::from_result(store.touch(k, *e, now).await, Outcome::Flag),
-        Op::Rotate(a, b) => Outcome::from_result(store.rotate(a, b, now).await, |()| Outcome::Done),
+        Op::Rotate(a, b, o) => Outcome::from_result(store.rotate(a, b, o.as_deref(), now).await, Outcome::Moved),
+        Op::WasRotated(k) => Outcome::from_result(store.was_rotated(k, now).await, Outcome::Flag),
         Op::Delete(k) => Outcome::from_result(store.delete(k, now).await, Outcome::Flag),
         Op::ListByOwner(o) => Outcome::from_result(store.list_by_owner(o, now).await, |mut v| {
             v.sort();
@@ -129,10 +145,13 @@ pub async fn execute<S: SessionStore + ?Sized>(store: &S, call: &Call) -> Outcom
 ///
 /// It keeps expired records until they are replaced or deleted: their
 /// physical removal is unobservable except through `delete_expired`'s count,
-/// for which the model gives an upper bound (see [`Model::accepts`]).
+/// for which the model gives an upper bound (see [`Model::accepts`]). It
+/// keeps rotation marks (a rotated-away key and the instant its mark ends)
+/// beside the records, under keys that hold no record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Model {
     records: BTreeMap<StoreKey, Record>,
+    marks: BTreeMap<StoreKey, Timestamp>,
 }
 
 impl Model {
@@ -146,10 +165,19 @@ impl Model {
         self.records.get(key).filter(|r| r.is_live_at(now))
     }
 
-    /// Keeps only the records whose key satisfies `keep` (used to split a
-    /// model per key for the linearizability checker).
+    /// Keeps only the records and marks whose key satisfies `keep` (used to
+    /// split a model per key for the linearizability checker).
     pub fn retain_keys(&mut self, keep: impl Fn(&StoreKey) -> bool) {
         self.records.retain(|k, _| keep(k));
+        self.marks.retain(|k, _| keep(k));
+    }
+
+    /// Puts `r` under its key (version 1), replacing whatever was there, a
+    /// rotation mark included.
+    fn put_new(&mut self, mut r: Record) {
+        r.version = 1;
+        self.marks.remove(&r.key);
+        self.records.insert(r.key, r);
     }
 
     /// Applies `call` and returns what the contract says it returns. For
@@ -161,9 +189,7 @@ impl Model {
                 if self.live(&r.key, now).is_some() {
                     return Outcome::Failed(ErrorKind::AlreadyExists);
                 }
-                let mut r = r.clone();
-                r.version = 1;
-                self.records.insert(r.key, r);
+                self.put_new(r.clone());
                 Outcome::Done
             }
             Op::Load(k) => Outcome::Loaded(self.live(k, now).cloned()),
@@ -181,6 +207,17 @@ impl Model {
                 r.owner = u.owner.clone();
                 Outcome::Version(r.version)
             }
+            Op::Overwrite(k, w) => {
+                if self.live(k, now).is_none() {
+                    return Outcome::Failed(ErrorKind::NotFound);
+                }
+                let r = self.records.get_mut(k).expect("the record was just found live");
+                r.version += 1;
+                r.data = w.data.clone();
+                r.expires_at = w.expires_at;
+                r.owner = w.owner.clone();
+                Outcome::Version(r.version)
+            }
             Op::Touch(k, e) => {
                 if self.live(k, now).is_none() {
                     return Outcome::Flag(false);
@@ -189,7 +226,7 @@ impl Model {
                 r.expires_at = r.expires_at.max(*e);
                 Outcome::Flag(true)
             }
-            Op::Rotate(a, b) => {
+            Op::Rotate(a, b, owner) => {
                 if self.live(a, now).is_none() {
                     return Outcome::Failed(ErrorKind::NotFound);
                 }
@@ -197,12 +234,21 @@ impl Model {
                     return Outcome::Failed(ErrorKind::AlreadyExists);
                 }
                 let mut r = self.records.remove(a).expect("the record was just found live");
+                let mark_until = r.expires_at.min(now + ROTATION_MARK_TTL);
+                self.marks.insert(*a, mark_until);
                 r.key = *b;
+                if let Some(o) = owner {
+                    r.owner = Some(o.clone());
+                }
+                self.put_new(r.clone());
                 r.version = 1;
-                self.records.insert(*b, r);
-                Outcome::Done
+                Outcome::Moved(r)
             }
-            Op::Delete(k) => Outcome::Flag(self.records.remove(k).is_some_and(|r| r.is_live_at(now))),
+            Op::WasRotated(k) => Outcome::Flag(self.marks.get(k).is_some_and(|until| now < *until)),
+            Op::Delete(k) => {
+                self.marks.remove(k);
+                Outcome::Flag(self.records.remove(k).is_some_and(|r| r.is_live_at(now)))
+            }
             Op::ListByOwner(o) => {
                 let mut v: Vec<OwnedSession> = self
                     .records

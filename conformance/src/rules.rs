@@ -1,12 +1,15 @@
-//! One test per rule of the contract (DESIGN.md sections 3.1 to 3.5), named
-//! after the rule. Each takes a [`Ctx`] with a fresh store and a manual clock
+//! One test per rule of the store contract (the documentation of
+//! [`SessionStore`]), named after the rule. Each takes a [`Ctx`] with a fresh store and a manual clock
 //! anchored at the real current time; durations are an hour or more so that
 //! no server-side TTL fires during a run.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{
+    Bytes, Error, MAX_OWNER_LEN, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp,
+    Update,
+};
 
 use crate::harness::{Ctx, HOUR, StoreFactory};
 
@@ -119,6 +122,76 @@ pub async fn touch_does_not_change_the_version<F: StoreFactory>(ctx: Arc<Ctx<F>>
     assert_eq!(must_load(&*ctx.store, &r.key, now).await.version, 1);
 }
 
+/// `overwrite` writes data, expiry and owner whatever the stored version,
+/// and increments the version by exactly one; `created_at` never changes.
+pub async fn overwrite_writes_whatever_the_version_and_increments_it<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let r = ctx.record(HOUR);
+    must_create(&*ctx.store, &r, now).await;
+    assert_eq!(
+        ctx.store
+            .update(&r.key, update(1, b"v2", now + HOUR, None), now)
+            .await
+            .ok(),
+        Some(2)
+    );
+    let exp = now + 3 * HOUR;
+    let write = Overwrite {
+        data: Bytes::from_static(b"blind"),
+        expires_at: exp,
+        owner: Some("pat".into()),
+    };
+    assert_eq!(ctx.store.overwrite(&r.key, write, now).await.ok(), Some(3));
+    let got = must_load(&*ctx.store, &r.key, now).await;
+    assert_eq!(
+        (got.version, &got.data[..], got.created_at, got.expires_at),
+        (3, &b"blind"[..], r.created_at, exp)
+    );
+    assert_eq!(owned(&*ctx.store, "pat", now).await, vec![r.key]);
+    // It may shorten the session, as update may.
+    let shorter = Overwrite {
+        data: Bytes::from_static(b"short"),
+        expires_at: now + HOUR,
+        owner: None,
+    };
+    assert_eq!(ctx.store.overwrite(&r.key, shorter, now).await.ok(), Some(4));
+    assert_eq!(ctx.store.load(&r.key, now + HOUR).await.ok(), Some(None));
+    assert_eq!(owned(&*ctx.store, "pat", now).await, Vec::<StoreKey>::new());
+}
+
+/// `overwrite` of a session that is not live (never created, expired,
+/// deleted) gives `NotFound` and brings nothing back.
+pub async fn overwrite_never_brings_a_session_back<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let write = |owner: Option<&str>| Overwrite {
+        data: Bytes::from_static(b"late"),
+        expires_at: now + 9 * HOUR,
+        owner: owner.map(str::to_owned),
+    };
+    let (expired, deleted) = (ctx.record(HOUR), ctx.record(HOUR));
+    must_create(&*ctx.store, &expired, now).await;
+    must_create(&*ctx.store, &deleted, now).await;
+    assert_eq!(ctx.store.delete(&deleted.key, now).await.ok(), Some(true));
+    let later = now + HOUR;
+    for (what, key) in [
+        ("unknown", ctx.key()),
+        ("expired", expired.key),
+        ("deleted", deleted.key),
+    ] {
+        assert!(
+            matches!(
+                ctx.store.overwrite(&key, write(Some("quinn")), later).await,
+                Err(Error::NotFound)
+            ),
+            "overwrite of an {what} session did not give NotFound"
+        );
+        assert_eq!(ctx.store.load(&key, later).await.ok(), Some(None), "{what} came back");
+    }
+    assert_eq!(owned(&*ctx.store, "quinn", later).await, Vec::<StoreKey>::new());
+    // Nor was the expired record rewritten, for a caller whose clock is behind.
+    assert_eq!(must_load(&*ctx.store, &expired.key, now).await, expired);
+}
+
 // ---- 3.3 time and liveness ----
 
 /// A record is live iff `now < expires_at`: at `now == expires_at` it is
@@ -158,7 +231,7 @@ pub async fn an_expired_session_is_absent_for_every_operation<F: StoreFactory>(c
     ));
     assert_eq!(store.touch(&r.key, later + HOUR, later).await.ok(), Some(false));
     assert!(matches!(
-        store.rotate(&r.key, &ctx.key(), later).await,
+        store.rotate(&r.key, &ctx.key(), None, later).await,
         Err(Error::NotFound)
     ));
     assert_eq!(owned(store, "carol", later).await, Vec::<StoreKey>::new());
@@ -289,7 +362,7 @@ pub async fn a_deleted_session_stays_deleted<F: StoreFactory>(ctx: Arc<Ctx<F>>) 
     assert_eq!(ctx.store.delete(&r.key, now).await.ok(), Some(false));
     assert_eq!(ctx.store.touch(&r.key, now + 9 * HOUR, now).await.ok(), Some(false));
     assert!(matches!(
-        ctx.store.rotate(&r.key, &ctx.key(), now).await,
+        ctx.store.rotate(&r.key, &ctx.key(), None, now).await,
         Err(Error::NotFound)
     ));
     assert_eq!(ctx.store.load(&r.key, now).await.ok(), Some(None));
@@ -315,9 +388,13 @@ pub async fn rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key
     );
     let later = now + HOUR;
     let new_key = ctx.key();
-    assert!(ctx.store.rotate(&r.key, &new_key, later).await.is_ok());
+    let moved = match ctx.store.rotate(&r.key, &new_key, None, later).await {
+        Ok(moved) => moved,
+        Err(e) => panic!("rotate of a live session failed: {e}"),
+    };
 
     let got = must_load(&*ctx.store, &new_key, later).await;
+    assert_eq!(moved, got, "rotate hands back exactly the record it stored");
     let want = Record {
         key: new_key,
         version: 1,
@@ -335,20 +412,178 @@ pub async fn rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key
     must_create(&*ctx.store, &again, later).await;
 }
 
+/// `rotate` with an owner gives the new session that owner in the same step
+/// (a login): it leaves the old owner's list and joins the new one's.
+pub async fn rotate_can_set_the_owner_in_the_same_step<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let anonymous = ctx.record(2 * HOUR);
+    let mut owned_by_rita = ctx.record(2 * HOUR);
+    owned_by_rita.owner = Some("rita".into());
+    must_create(&*ctx.store, &anonymous, now).await;
+    must_create(&*ctx.store, &owned_by_rita, now).await;
+
+    let login = ctx.key();
+    match ctx.store.rotate(&anonymous.key, &login, Some("sam"), now).await {
+        Ok(r) => assert_eq!(
+            r,
+            Record {
+                key: login,
+                owner: Some("sam".into()),
+                ..anonymous.clone()
+            }
+        ),
+        Err(e) => panic!("rotate setting an owner failed: {e}"),
+    }
+    assert_eq!(owned(&*ctx.store, "sam", now).await, vec![login]);
+
+    // A user switch: from rita's list to sam's.
+    let switched = ctx.key();
+    let r = ctx.store.rotate(&owned_by_rita.key, &switched, Some("sam"), now).await;
+    assert_eq!(r.ok().and_then(|r| r.owner).as_deref(), Some("sam"));
+    assert_eq!(owned(&*ctx.store, "rita", now).await, Vec::<StoreKey>::new());
+    assert_eq!(owned(&*ctx.store, "sam", now).await, sorted(vec![login, switched]));
+    assert_eq!(
+        must_load(&*ctx.store, &switched, now).await.owner.as_deref(),
+        Some("sam")
+    );
+}
+
+/// `rotate` leaves a rotation mark under the old key that `was_rotated`
+/// reports for `ROTATION_MARK_TTL`, or until the old session would have
+/// expired if that is sooner.
+pub async fn rotate_leaves_a_rotation_mark_for_a_minute_or_until_the_old_expiry<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let ms = Duration::from_millis(1);
+    let r = ctx.record(2 * HOUR);
+    must_create(&*ctx.store, &r, now).await;
+    let new_key = ctx.key();
+    assert!(ctx.store.rotate(&r.key, &new_key, None, now).await.is_ok());
+    assert_eq!(ctx.store.was_rotated(&r.key, now).await.ok(), Some(true));
+    assert_eq!(
+        ctx.store.was_rotated(&r.key, now + ROTATION_MARK_TTL - ms).await.ok(),
+        Some(true)
+    );
+    assert_eq!(
+        ctx.store.was_rotated(&r.key, now + ROTATION_MARK_TTL).await.ok(),
+        Some(false),
+        "the mark ends after ROTATION_MARK_TTL"
+    );
+    assert_eq!(ctx.store.was_rotated(&new_key, now).await.ok(), Some(false));
+
+    // A session 30 s from its end: the mark ends with it.
+    let short = ctx.record(HOUR);
+    must_create(&*ctx.store, &short, now).await;
+    let at = short.expires_at - Duration::from_secs(30);
+    assert!(ctx.store.rotate(&short.key, &ctx.key(), None, at).await.is_ok());
+    assert_eq!(
+        ctx.store.was_rotated(&short.key, short.expires_at - ms).await.ok(),
+        Some(true)
+    );
+    assert_eq!(
+        ctx.store.was_rotated(&short.key, short.expires_at).await.ok(),
+        Some(false)
+    );
+}
+
+/// A rotation mark is not a session: every operation but `was_rotated`
+/// finds the old key absent; `delete` removes the mark, and a `create` or a
+/// `rotate` onto the key replaces it.
+pub async fn a_rotation_mark_is_not_a_session<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let store = &*ctx.store;
+    let mark_of = |owner: Option<&str>| {
+        let mut r = ctx.record(2 * HOUR);
+        r.owner = owner.map(str::to_owned);
+        r
+    };
+    let r = mark_of(Some("tess"));
+    must_create(store, &r, now).await;
+    let new_key = ctx.key();
+    assert!(store.rotate(&r.key, &new_key, None, now).await.is_ok());
+    let old = r.key;
+    assert_eq!(store.load(&old, now).await.ok(), Some(None));
+    assert!(matches!(
+        store.update(&old, update(1, b"x", now + HOUR, None), now).await,
+        Err(Error::NotFound)
+    ));
+    let write = Overwrite {
+        data: Bytes::from_static(b"x"),
+        expires_at: now + HOUR,
+        owner: None,
+    };
+    assert!(matches!(store.overwrite(&old, write, now).await, Err(Error::NotFound)));
+    assert_eq!(store.touch(&old, now + 5 * HOUR, now).await.ok(), Some(false));
+    assert!(matches!(
+        store.rotate(&old, &ctx.key(), None, now).await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(owned(store, "tess", now).await, vec![new_key]);
+    assert_eq!(store.was_rotated(&old, now).await.ok(), Some(true));
+
+    // delete removes the mark and reports no live session.
+    assert_eq!(store.delete(&old, now).await.ok(), Some(false));
+    assert_eq!(store.was_rotated(&old, now).await.ok(), Some(false));
+
+    // create over a mark replaces it.
+    let second = mark_of(None);
+    must_create(store, &second, now).await;
+    assert!(store.rotate(&second.key, &ctx.key(), None, now).await.is_ok());
+    let mut again = ctx.record(HOUR);
+    again.key = second.key;
+    must_create(store, &again, now).await;
+    assert_eq!(store.was_rotated(&second.key, now).await.ok(), Some(false));
+    assert_eq!(must_load(store, &second.key, now).await, again);
+
+    // rotate onto a mark replaces it.
+    let third = mark_of(None);
+    let source = mark_of(None);
+    must_create(store, &third, now).await;
+    must_create(store, &source, now).await;
+    assert!(store.rotate(&third.key, &ctx.key(), None, now).await.is_ok());
+    assert!(store.rotate(&source.key, &third.key, None, now).await.is_ok());
+    assert_eq!(store.was_rotated(&third.key, now).await.ok(), Some(false));
+    assert_eq!(store.was_rotated(&source.key, now).await.ok(), Some(true));
+    assert_eq!(must_load(store, &third.key, now).await.data, source.data);
+}
+
+/// `was_rotated` is false for every key that was not rotated away: unknown,
+/// live, deleted and expired ones.
+pub async fn was_rotated_is_false_for_keys_that_were_not_rotated<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let (live, deleted, expired) = (ctx.record(2 * HOUR), ctx.record(2 * HOUR), ctx.record(HOUR));
+    for r in [&live, &deleted, &expired] {
+        must_create(&*ctx.store, r, now).await;
+    }
+    assert_eq!(ctx.store.delete(&deleted.key, now).await.ok(), Some(true));
+    let at = now + HOUR;
+    for (what, key) in [
+        ("unknown", ctx.key()),
+        ("live", live.key),
+        ("deleted", deleted.key),
+        ("expired", expired.key),
+    ] {
+        assert_eq!(
+            ctx.store.was_rotated(&key, at).await.ok(),
+            Some(false),
+            "was_rotated of a {what} key"
+        );
+    }
+}
+
 /// `rotate` of a missing or expired session gives `NotFound` and changes
 /// nothing.
 pub async fn rotate_of_a_session_that_is_not_live_gives_not_found<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
     let (missing, target) = (ctx.key(), ctx.key());
     assert!(matches!(
-        ctx.store.rotate(&missing, &target, now).await,
+        ctx.store.rotate(&missing, &target, None, now).await,
         Err(Error::NotFound)
     ));
     let r = ctx.record(HOUR);
     must_create(&*ctx.store, &r, now).await;
     let later = now + HOUR;
     assert!(matches!(
-        ctx.store.rotate(&r.key, &target, later).await,
+        ctx.store.rotate(&r.key, &target, None, later).await,
         Err(Error::NotFound)
     ));
     assert_eq!(ctx.store.load(&target, now).await.ok(), Some(None));
@@ -363,11 +598,11 @@ pub async fn rotate_onto_a_live_key_gives_already_exists_and_changes_nothing<F: 
     must_create(&*ctx.store, &a, now).await;
     must_create(&*ctx.store, &b, now).await;
     assert!(matches!(
-        ctx.store.rotate(&a.key, &b.key, now).await,
+        ctx.store.rotate(&a.key, &b.key, None, now).await,
         Err(Error::AlreadyExists)
     ));
     assert!(matches!(
-        ctx.store.rotate(&a.key, &a.key, now).await,
+        ctx.store.rotate(&a.key, &a.key, None, now).await,
         Err(Error::AlreadyExists)
     ));
     assert_eq!(must_load(&*ctx.store, &a.key, now).await, a);
@@ -381,8 +616,9 @@ pub async fn rotate_onto_an_expired_key_replaces_it<F: StoreFactory>(ctx: Arc<Ct
     must_create(&*ctx.store, &old_target, now).await;
     must_create(&*ctx.store, &source, now).await;
     let later = now + 2 * HOUR;
-    assert!(ctx.store.rotate(&source.key, &old_target.key, later).await.is_ok());
+    let moved = ctx.store.rotate(&source.key, &old_target.key, None, later).await;
     let got = must_load(&*ctx.store, &old_target.key, later).await;
+    assert_eq!(moved.ok().as_ref(), Some(&got));
     assert_eq!(
         got,
         Record {
@@ -459,7 +695,7 @@ pub async fn the_owner_index_follows_expiry_rotation_owner_change_and_deletion<F
 
     // Rotation: the new key replaces the old one in the index.
     let b2 = ctx.key();
-    assert!(store.rotate(&b.key, &b2, now).await.is_ok());
+    assert!(store.rotate(&b.key, &b2, None, now).await.is_ok());
     assert_eq!(owned(store, "ivan", now).await, sorted(vec![a.key, b2]));
 
     // Owner change: moves from one owner's list to the other's.
@@ -527,23 +763,39 @@ pub async fn delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live
     assert_eq!(store.delete_by_owner("ken", at).await.ok(), Some(0));
 }
 
-/// Owner names are opaque strings: separators, glob and hash-tag characters,
-/// non-ASCII text and long names never mix two owners up.
-pub async fn owners_with_unusual_characters_are_kept_apart<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+/// Every owner the contract accepts works and is kept apart from every
+/// other: separators, glob, LIKE and hash-tag characters, quotes, case,
+/// Unicode forms, and owners of the maximum length (which differ only in
+/// their last byte, so no store may truncate them).
+pub async fn every_owner_the_contract_accepts_is_kept_apart<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let long = "o".repeat(1000);
+    let longest = "o".repeat(MAX_OWNER_LEN);
+    let longest_but_last = format!("{}p", "o".repeat(MAX_OWNER_LEN - 1));
+    let longest_wide = "\u{1f980}".repeat(MAX_OWNER_LEN / 4);
     let owners = [
         "a",
+        "A",
         "a:",
         "a*",
         "a?",
+        "a%",
+        "a_",
         "[a]",
         "{a}",
+        "}a{",
         "a b",
+        "a\u{a0}b",
+        "a\u{200b}b",
+        "\\a",
+        "a\"b",
         "ä",
+        "a\u{308}",
         "a\u{1f600}",
+        "\u{202e}a",
         "a'); --",
-        long.as_str(),
+        longest.as_str(),
+        longest_but_last.as_str(),
+        longest_wide.as_str(),
     ];
     let mut keys = Vec::new();
     for o in owners {
@@ -556,7 +808,41 @@ pub async fn owners_with_unusual_characters_are_kept_apart<F: StoreFactory>(ctx:
         assert_eq!(owned(&*ctx.store, o, now).await, vec![*k], "owner {o:?}");
     }
     assert_eq!(ctx.store.delete_by_owner("a*", now).await.ok(), Some(1));
+    assert_eq!(ctx.store.delete_by_owner("a%", now).await.ok(), Some(1));
+    assert_eq!(ctx.store.delete_by_owner(&longest, now).await.ok(), Some(1));
     assert_eq!(owned(&*ctx.store, "a", now).await, vec![keys[0]]);
+    assert_eq!(owned(&*ctx.store, &longest_but_last, now).await, vec![keys[21]]);
+}
+
+/// One damaged record of an owner never hides the others: `list_by_owner`
+/// still lists every readable session (the damaged one may be listed or
+/// left out), and `delete_by_owner` ends them all.
+pub async fn a_damaged_record_never_hides_an_owners_other_sessions<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let mut r = ctx.record(HOUR);
+        r.owner = Some("uma".into());
+        must_create(&*ctx.store, &r, now).await;
+        keys.push(r.key);
+    }
+    ctx.factory.corrupt(&ctx.store, &keys[1]).await;
+    let listed = owned(&*ctx.store, "uma", now).await;
+    for healthy in [keys[0], keys[2]] {
+        assert!(listed.contains(&healthy), "a healthy session of the owner is missing");
+    }
+    assert!(listed.iter().all(|k| keys.contains(k)), "a foreign key was listed");
+    let ended = ctx.store.delete_by_owner("uma", now).await;
+    assert!(
+        matches!(ended, Ok(2 | 3)),
+        "delete_by_owner must end the two healthy sessions (the damaged one may count), got {ended:?}"
+    );
+    for k in &keys {
+        assert!(
+            matches!(ctx.store.load(k, now).await, Ok(None)),
+            "a session of the owner survived delete_by_owner"
+        );
+    }
 }
 
 // ---- sweep ----

@@ -4,7 +4,7 @@
 //! Operations name keys, owners and data by small indexes, so a failing case
 //! shrinks (proptest drops and simplifies steps) to a short, readable
 //! sequence such as `[Create { key: 0, ttl_hours: 1, owner: None }, Advance
-//! { minutes: 60 }, Touch { key: 0, ttl_hours: 2 }]`.
+//! { seconds: 3600 }, Touch { key: 0, ttl_hours: 2 }]`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
-use session_core::{Bytes, Record, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Overwrite, Record, StoreKey, Timestamp, Update};
 
 use crate::harness::{Ctx, HOUR, StoreFactory, fresh_key};
 use crate::model::{Call, Model, Op, execute};
@@ -57,6 +57,17 @@ pub enum Step {
         /// New owner index, if any.
         owner: Option<usize>,
     },
+    /// Blind overwrite.
+    Overwrite {
+        /// Key index.
+        key: usize,
+        /// Data index.
+        data: usize,
+        /// New expiry, in hours from now.
+        ttl_hours: u8,
+        /// New owner index, if any.
+        owner: Option<usize>,
+    },
     /// Touch to `ttl_hours` from now.
     Touch {
         /// Key index.
@@ -64,12 +75,19 @@ pub enum Step {
         /// Expiry, in hours from now.
         ttl_hours: u8,
     },
-    /// Rotate `from` onto `to`.
+    /// Rotate `from` onto `to`, setting the owner if given.
     Rotate {
         /// Old key index.
         from: usize,
         /// New key index.
         to: usize,
+        /// Owner index to set, if any.
+        owner: Option<usize>,
+    },
+    /// Ask whether a key holds a rotation mark.
+    WasRotated {
+        /// Key index.
+        key: usize,
     },
     /// Delete.
     Delete {
@@ -93,8 +111,9 @@ pub enum Step {
     },
     /// Move the clock forward.
     Advance {
-        /// Minutes (multiples of 30, so expiries are hit exactly).
-        minutes: u32,
+        /// Seconds: 30 and 60 reach the end of a rotation mark, multiples
+        /// of 30 minutes the expiries exactly.
+        seconds: u32,
     },
 }
 
@@ -105,14 +124,16 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (key.clone(), ttl.clone(), owner.clone()).prop_map(|(key, ttl_hours, owner)| Step::Create { key, ttl_hours, owner }),
         2 => key.clone().prop_map(|key| Step::Load { key }),
-        3 => (key.clone(), any::<bool>(), 0..DATA.len(), ttl.clone(), owner).prop_map(|(key, stale, data, ttl_hours, owner)| Step::Update { key, stale, data, ttl_hours, owner }),
+        3 => (key.clone(), any::<bool>(), 0..DATA.len(), ttl.clone(), owner.clone()).prop_map(|(key, stale, data, ttl_hours, owner)| Step::Update { key, stale, data, ttl_hours, owner }),
+        1 => (key.clone(), 0..DATA.len(), ttl.clone(), owner.clone()).prop_map(|(key, data, ttl_hours, owner)| Step::Overwrite { key, data, ttl_hours, owner }),
         2 => (key.clone(), ttl).prop_map(|(key, ttl_hours)| Step::Touch { key, ttl_hours }),
-        2 => (key.clone(), key.clone()).prop_map(|(from, to)| Step::Rotate { from, to }),
+        2 => (key.clone(), key.clone(), owner).prop_map(|(from, to, owner)| Step::Rotate { from, to, owner }),
+        1 => key.clone().prop_map(|key| Step::WasRotated { key }),
         1 => key.prop_map(|key| Step::Delete { key }),
         1 => (0..OWNERS.len()).prop_map(|owner| Step::ListByOwner { owner }),
         1 => (0..OWNERS.len()).prop_map(|owner| Step::DeleteByOwner { owner }),
         1 => (0usize..4).prop_map(|limit| Step::DeleteExpired { limit }),
-        2 => prop_oneof![Just(0u32), Just(30), Just(60), Just(90), Just(120)].prop_map(|minutes| Step::Advance { minutes }),
+        2 => prop_oneof![Just(0u32), Just(30), Just(60), Just(1800), Just(3600), Just(5400), Just(7200)].prop_map(|seconds| Step::Advance { seconds }),
     ]
 }
 
@@ -153,8 +174,22 @@ fn call(step: &Step, model: &Model, keys: &[StoreKey; KEYS], now: Timestamp) -> 
                 },
             )
         }
+        Step::Overwrite {
+            key,
+            data,
+            ttl_hours,
+            owner: o,
+        } => Op::Overwrite(
+            keys[key],
+            Overwrite {
+                data: Bytes::from_static(DATA[data]),
+                expires_at: at(ttl_hours),
+                owner: owner(o),
+            },
+        ),
         Step::Touch { key, ttl_hours } => Op::Touch(keys[key], at(ttl_hours)),
-        Step::Rotate { from, to } => Op::Rotate(keys[from], keys[to]),
+        Step::Rotate { from, to, owner: o } => Op::Rotate(keys[from], keys[to], owner(o)),
+        Step::WasRotated { key } => Op::WasRotated(keys[key]),
         Step::Delete { key } => Op::Delete(keys[key]),
         Step::ListByOwner { owner } => Op::ListByOwner(OWNERS[owner].to_owned()),
         Step::DeleteByOwner { owner } => Op::DeleteByOwner(OWNERS[owner].to_owned()),
@@ -172,8 +207,8 @@ async fn run_case<F: StoreFactory>(ctx: &Ctx<F>, steps: &[Step]) -> Result<(), T
     let mut log = String::new();
     let mut failure = None;
     for (i, step) in steps.iter().enumerate() {
-        if let Step::Advance { minutes } = step {
-            now = now + Duration::from_secs(u64::from(*minutes) * 60);
+        if let Step::Advance { seconds } = step {
+            now = now + Duration::from_secs(u64::from(*seconds));
             let _ = writeln!(log, "  {i:>3}: {step:?}");
             continue;
         }
@@ -204,6 +239,7 @@ fn short(o: &crate::model::Outcome) -> String {
     use crate::model::Outcome::*;
     match o {
         Loaded(Some(r)) => format!("Loaded(v{} owner={:?})", r.version, r.owner),
+        Moved(r) => format!("Moved(v{} owner={:?})", r.version, r.owner),
         other => format!("{other:?}"),
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use conformance::concurrent::{Workload, concurrent_histories_are_linearizable, record_round};
 use conformance::linearizability::{NotLinearizable, check};
 use conformance::{StoreFactory, Unavailable};
-use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
+use session_core::{Error, Overwrite, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
 use store_memory::MemoryStore;
 
 /// Which operation the wrapper breaks.
@@ -25,6 +25,10 @@ enum Flaw {
     /// read, not what it removed (a record created meanwhile vanishes with
     /// `false`, two deletes both say `true`).
     DeleteFromAStaleRead,
+    /// `rotate` reads the record, yields, then rotates, and hands back what
+    /// it read: a copy that a write in between made stale (the fault that
+    /// let a rotated session's next save overwrite another request's write).
+    RotateHandsBackAStaleRead,
 }
 
 struct Broken {
@@ -63,12 +67,39 @@ impl SessionStore for Broken {
         self.inner.update(key, blind, now).await
     }
 
+    async fn overwrite(&self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        self.inner.overwrite(key, write, now).await
+    }
+
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
         self.inner.touch(key, expires_at, now).await
     }
 
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
-        self.inner.rotate(old_key, new_key, now).await
+    async fn rotate(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Record, Error> {
+        if self.flaw != Flaw::RotateHandsBackAStaleRead {
+            return self.inner.rotate(old_key, new_key, set_owner, now).await;
+        }
+        let read = self.inner.load(old_key, now).await?;
+        tokio::task::yield_now().await;
+        self.inner.rotate(old_key, new_key, set_owner, now).await?;
+        // The flaw: what was read before the yield, not what was moved.
+        let mut stale = read.ok_or(Error::NotFound)?;
+        stale.key = *new_key;
+        stale.version = 1;
+        if let Some(o) = set_owner {
+            stale.owner = Some(o.to_owned());
+        }
+        Ok(stale)
+    }
+
+    async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        self.inner.was_rotated(key, now).await
     }
 
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
@@ -153,6 +184,12 @@ async fn a_delete_that_reports_a_stale_read_is_not_linearizable() {
     is_caught(Flaw::DeleteFromAStaleRead).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotate_that_hands_back_a_stale_read_is_not_linearizable() {
+    passes_alone(Flaw::RotateHandsBackAStaleRead).await;
+    is_caught(Flaw::RotateHandsBackAStaleRead).await;
+}
+
 /// A correct store whose operations take a while, like a networked one: it
 /// yields before and after the (atomic) operation, so most operations of a
 /// round overlap and the checker has many orders to consider.
@@ -189,6 +226,13 @@ impl SessionStore for Latent {
         r
     }
 
+    async fn overwrite(&self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        Self::latency().await;
+        let r = self.0.overwrite(key, write, now).await;
+        Self::latency().await;
+        r
+    }
+
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
         Self::latency().await;
         let r = self.0.touch(key, expires_at, now).await;
@@ -196,9 +240,22 @@ impl SessionStore for Latent {
         r
     }
 
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+    async fn rotate(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Record, Error> {
         Self::latency().await;
-        let r = self.0.rotate(old_key, new_key, now).await;
+        let r = self.0.rotate(old_key, new_key, set_owner, now).await;
+        Self::latency().await;
+        r
+    }
+
+    async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        Self::latency().await;
+        let r = self.0.was_rotated(key, now).await;
         Self::latency().await;
         r
     }
@@ -293,7 +350,11 @@ impl StoreFactory for BrokenFactory {
 
 #[test]
 fn the_suites_concurrent_rule_fails_on_each_broken_store() {
-    for flaw in [Flaw::UpdateReadThenWrite, Flaw::DeleteFromAStaleRead] {
+    for flaw in [
+        Flaw::UpdateReadThenWrite,
+        Flaw::DeleteFromAStaleRead,
+        Flaw::RotateHandsBackAStaleRead,
+    ] {
         let outcome = std::panic::catch_unwind(|| {
             conformance::run(
                 BrokenFactory(flaw),

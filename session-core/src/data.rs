@@ -104,6 +104,30 @@ impl SessionData {
         self.values.clear();
     }
 
+    /// The exact length of [`encode`](Self::encode)'s output, computed
+    /// without encoding: the manager checks
+    /// [`Config::max_data_bytes`](crate::Config::max_data_bytes) with it
+    /// before it copies a possibly huge map into one buffer.
+    ///
+    /// ```
+    /// use session_core::SessionData;
+    ///
+    /// let mut data = SessionData::new();
+    /// data.insert("cart", &vec![7u8; 300])?;
+    /// assert_eq!(data.encoded_len(), data.encode().len());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn encoded_len(&self) -> usize {
+        // Postcard writes the map's length, then per entry the key and the
+        // value, each as a varint length followed by its bytes.
+        let entries: usize = self
+            .values
+            .iter()
+            .map(|(k, v)| varint_len(k.len()) + k.len() + varint_len(v.len()) + v.len())
+            .sum();
+        1 + varint_len(self.values.len()) + entries
+    }
+
     /// Encodes with the current format version.
     pub fn encode(&self) -> Bytes {
         let mut out = vec![FORMAT_V1];
@@ -138,9 +162,33 @@ impl SessionData {
     }
 }
 
+/// How many bytes postcard's varint (LEB128, 7 bits a byte) takes for `n`.
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_len_is_the_length_of_the_encoding() {
+        let mut d = SessionData::new();
+        assert_eq!(d.encoded_len(), d.encode().len());
+        // Lengths on both sides of every varint byte boundary.
+        for (i, n) in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000]
+            .into_iter()
+            .enumerate()
+        {
+            d.insert("k".repeat(n.min(200) + i), &vec![1u8; n]).expect("encode");
+            assert_eq!(d.encoded_len(), d.encode().len(), "after a value of {n} bytes");
+        }
+        for n in 0..200 {
+            d.insert(format!("key{n}"), &n).expect("encode");
+        }
+        assert_eq!(d.encoded_len(), d.encode().len());
+    }
 
     #[test]
     fn round_trip_keeps_every_value() {

@@ -46,6 +46,16 @@ pub enum Error {
     /// under a session key, or data written by an unknown format version.
     #[error("corrupt session record: {0}")]
     Corrupt(String),
+    /// An owner the contract does not accept (see
+    /// [`validate_owner`](crate::validate_owner)). Raised before any store
+    /// call; the reason says what is wrong.
+    #[error("invalid session owner: {0}")]
+    InvalidOwner(String),
+    /// A configuration that cannot work (a manager's timeouts, a store's key
+    /// prefix or table name), refused when the manager or store is built,
+    /// before any I/O.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
     /// The storage backend failed: connection, timeout, server error.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -72,6 +82,47 @@ impl Error {
             Error::Conflict { .. } | Error::Contended { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// A configuration refused when a manager or store is built: which setting,
+/// and what is wrong with it.
+///
+/// ```
+/// use session_core::{Config, ConfigError, Error};
+///
+/// let config = Config { idle_timeout: std::time::Duration::ZERO, ..Config::default() };
+/// match config.validate() {
+///     Err(Error::Config(e)) => assert_eq!(e.setting(), "idle_timeout"),
+///     other => panic!("a zero idle timeout was accepted: {other:?}"),
+/// }
+/// # let _ = ConfigError::new("x", "y");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    setting: String,
+    problem: String,
+}
+
+impl ConfigError {
+    /// A refused `setting` (its name as the builder or struct spells it) and
+    /// what is wrong with it.
+    pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The setting, as its builder method or field is named.
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+
+    /// What is wrong with it.
+    pub fn problem(&self) -> &str {
+        &self.problem
     }
 }
 

@@ -24,7 +24,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), session_core::Error> {
-//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default());
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default())?;
 //!
 //! let mut session = manager.create(None).await?;
 //! session.data_mut().insert("theme", "dark")?;
@@ -41,16 +41,18 @@ mod data;
 mod error;
 mod id;
 mod manager;
+mod owner;
 mod record;
 mod store;
 mod time;
 
 pub use data::{FORMAT_V1, SessionData};
-pub use error::{BackendError, Error};
+pub use error::{BackendError, ConfigError, Error};
 pub use id::{SESSION_ID_BYTES, SESSION_ID_LEN, SessionId, StoreKey};
-pub use manager::{Config, Session, SessionInfo, SessionManager};
-pub use record::{OwnedSession, Record, Update};
-pub use store::SessionStore;
+pub use manager::{Config, Session, SessionManager};
+pub use owner::{MAX_OWNER_LEN, validate_owner};
+pub use record::{Overwrite, OwnedSession, Record, Update};
+pub use store::{ROTATION_MARK_TTL, SessionStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// Re-exported so that backends implement [`SessionStore`] with the same

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    Clock, Error, OwnedSession, Record, SessionData, SessionId, SessionStore, StoreKey, SystemClock, Timestamp, Update,
+    Clock, ConfigError, Error, OwnedSession, Record, SessionData, SessionId, SessionStore, StoreKey, SystemClock,
+    Timestamp, Update, validate_owner,
 };
 
 /// Timeouts and limits of a [`SessionManager`].
@@ -29,6 +30,67 @@ pub struct Config {
     /// How many attempts [`SessionManager::update_with`] makes before giving
     /// up with [`Error::Contended`]. Default: 16.
     pub max_update_attempts: u32,
+}
+
+impl Config {
+    /// Checks that these settings can work, as [`SessionManager::new`] does:
+    ///
+    /// - `idle_timeout` is at least 1 ms (a zero idle timeout makes every
+    ///   session dead on arrival);
+    /// - `absolute_timeout` is at least `idle_timeout` (otherwise the idle
+    ///   timeout never applies and the configuration says something it does
+    ///   not do);
+    /// - `renewal_threshold` is at most `idle_timeout` (a larger one would
+    ///   renew on every load, turning reads into writes); zero is allowed and
+    ///   means loads never renew, only saves do;
+    /// - `max_data_bytes` holds at least empty data (2 bytes);
+    /// - `max_update_attempts` is at least 1.
+    ///
+    /// Errors: [`Error::Config`] naming the first setting that fails.
+    pub fn validate(&self) -> Result<(), Error> {
+        let refuse = |setting: &str, problem: String| Err(Error::Config(ConfigError::new(setting, problem)));
+        if self.idle_timeout < Duration::from_millis(1) {
+            return refuse(
+                "idle_timeout",
+                format!(
+                    "{:?} would end every session as it is created; use at least 1 ms",
+                    self.idle_timeout
+                ),
+            );
+        }
+        if self.absolute_timeout < self.idle_timeout {
+            return refuse(
+                "absolute_timeout",
+                format!(
+                    "{:?} is shorter than the idle timeout of {:?}",
+                    self.absolute_timeout, self.idle_timeout
+                ),
+            );
+        }
+        if self.renewal_threshold > self.idle_timeout {
+            return refuse(
+                "renewal_threshold",
+                format!(
+                    "{:?} is longer than the idle timeout of {:?}: every load would write",
+                    self.renewal_threshold, self.idle_timeout
+                ),
+            );
+        }
+        let empty = SessionData::new().encoded_len();
+        if self.max_data_bytes < empty {
+            return refuse(
+                "max_data_bytes",
+                format!(
+                    "{} bytes cannot hold even empty data ({empty} bytes)",
+                    self.max_data_bytes
+                ),
+            );
+        }
+        if self.max_update_attempts == 0 {
+            return refuse("max_update_attempts", "must be at least 1".to_owned());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -101,40 +163,27 @@ impl Session {
         self.owner.as_deref()
     }
 
-    /// Sets or clears the owner (for example after login); saved by
-    /// [`SessionManager::save`].
-    pub fn set_owner(&mut self, owner: Option<String>) {
+    /// Sets or clears the owner; saved by [`SessionManager::save`]. After a
+    /// login, prefer [`SessionManager::rotate_to_owner`], which sets the owner
+    /// and gives the session a new id in one step.
+    ///
+    /// Errors: [`Error::InvalidOwner`] for an owner the contract does not
+    /// accept (see [`validate_owner`](crate::validate_owner)); nothing
+    /// changes.
+    pub fn set_owner(&mut self, owner: Option<String>) -> Result<(), Error> {
+        if let Some(o) = &owner {
+            validate_owner(o)?;
+        }
         if self.owner != owner {
             self.owner = owner;
             self.dirty = true;
         }
+        Ok(())
     }
 
     /// Whether there are unsaved changes.
     pub fn is_dirty(&self) -> bool {
         self.dirty
-    }
-}
-
-/// One session of an owner, for a "your devices" page: named by its store
-/// key, which is a hash and not a credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// The store key; pass it to [`SessionManager::destroy_owned`] to end it.
-    pub key: StoreKey,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// When it expires unless renewed.
-    pub expires_at: Timestamp,
-}
-
-impl From<OwnedSession> for SessionInfo {
-    fn from(s: OwnedSession) -> Self {
-        Self {
-            key: s.key,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-        }
     }
 }
 
@@ -148,8 +197,8 @@ impl From<OwnedSession> for SessionInfo {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), session_core::Error> {
-/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default());
-/// let session = manager.create(Some("user-7".into())).await?;
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default())?;
+/// let mut session = manager.create(None).await?;
 ///
 /// // Many requests may increment at once: update_with reloads and retries.
 /// let n = manager
@@ -161,12 +210,33 @@ impl From<OwnedSession> for SessionInfo {
 ///     .await?;
 /// assert_eq!(n, 1);
 ///
-/// assert_eq!(manager.list_owner("user-7").await?.len(), 1);
-/// assert_eq!(manager.destroy_owner("user-7").await?, 1);
+/// // Login: a new id and an owner in one step; the data carries over.
+/// manager.rotate_to_owner(&mut session, "user-7").await?;
+/// assert_eq!(session.data().get::<u64>("visits")?, Some(1));
+/// assert_eq!(manager.list_by_owner("user-7").await?.len(), 1);
+///
+/// // Log out everywhere.
+/// assert_eq!(manager.destroy_by_owner("user-7").await?, 1);
 /// assert!(manager.load(session.id()).await?.is_none());
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Clocks
+///
+/// The manager reads `now` from its [`Clock`] (the system clock by default)
+/// and stores absolute instants, so application servers sharing a store
+/// must agree on the time. A server whose clock is *behind* by `d` saves
+/// sessions that expire `d` early (its `now + idle_timeout` is in everyone
+/// else's past sooner), and sees as live, for `d` longer, sessions the
+/// others already treat as expired; a server *ahead* does the opposite. So a
+/// session can look expired on one server and live on another for up to the
+/// skew. Keep the clocks within a small fraction of the idle timeout (NTP
+/// keeps them within milliseconds; a skew of a second is harmless with the
+/// default 30-minute timeout, a skew of minutes is not). The stores never
+/// read a clock of their own, so the database's clock does not matter; a
+/// Redis server's clock only decides when it physically drops an expired
+/// record, never whether one is live.
 pub struct SessionManager<S: SessionStore + ?Sized> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
@@ -193,13 +263,20 @@ impl<S: SessionStore + ?Sized> std::fmt::Debug for SessionManager<S> {
 
 impl<S: SessionStore + ?Sized> SessionManager<S> {
     /// A manager on `store` using the system clock.
-    pub fn new(store: Arc<S>, config: Config) -> Self {
+    ///
+    /// Errors: [`Error::Config`] if `config` cannot work (see
+    /// [`Config::validate`]).
+    pub fn new(store: Arc<S>, config: Config) -> Result<Self, Error> {
         Self::with_clock(store, config, Arc::new(SystemClock))
     }
 
     /// A manager on `store` reading time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
-    pub fn with_clock(store: Arc<S>, config: Config, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, config }
+    ///
+    /// Errors: [`Error::Config`] if `config` cannot work (see
+    /// [`Config::validate`]).
+    pub fn with_clock(store: Arc<S>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self { store, clock, config })
     }
 
     /// The store underneath.
@@ -212,6 +289,11 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         &self.config
     }
 
+    /// The current time by the manager's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     fn absolute_deadline(&self, created_at: Timestamp) -> Timestamp {
         created_at + self.config.absolute_timeout
     }
@@ -222,18 +304,22 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         (now + self.config.idle_timeout).min(self.absolute_deadline(created_at))
     }
 
+    /// Encodes `data`, refusing it first, without encoding, if it is over
+    /// the limit.
     fn encode_checked(&self, data: &SessionData) -> Result<bytes::Bytes, Error> {
-        let bytes = data.encode();
-        if bytes.len() > self.config.max_data_bytes {
+        let size = data.encoded_len();
+        if size > self.config.max_data_bytes {
             return Err(Error::TooLarge {
-                size: bytes.len(),
+                size,
                 limit: self.config.max_data_bytes,
             });
         }
-        Ok(bytes)
+        Ok(data.encode())
     }
 
     /// Creates and stores a new empty session, optionally owned by `owner`.
+    ///
+    /// Errors: [`Error::InvalidOwner`] (nothing is written).
     pub async fn create(&self, owner: Option<String>) -> Result<Session, Error> {
         self.create_with(SessionData::new(), owner).await
     }
@@ -241,8 +327,12 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
     /// Creates and stores a new session holding `data`.
     ///
     /// Errors: [`Error::TooLarge`] if the encoded data exceeds
-    /// [`Config::max_data_bytes`] (nothing is written).
+    /// [`Config::max_data_bytes`], [`Error::InvalidOwner`] (nothing is
+    /// written in either case).
     pub async fn create_with(&self, data: SessionData, owner: Option<String>) -> Result<Session, Error> {
+        if let Some(o) = &owner {
+            validate_owner(o)?;
+        }
         let bytes = self.encode_checked(&data)?;
         let now = self.clock.now();
         let id = SessionId::generate()?;
@@ -277,8 +367,8 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         self.load(&id).await
     }
 
-    /// Loads a live session; `None` if it is unknown, expired or deleted.
-    /// Never creates a record.
+    /// Loads a live session; `None` if it is unknown, expired, deleted or
+    /// rotated away. Never creates a record.
     ///
     /// Renews the session (one `touch`) only when less than
     /// [`Config::renewal_threshold`] of idle time remains and the absolute
@@ -312,12 +402,23 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         }))
     }
 
+    /// Whether `id`'s session was rotated to a new id moments ago (less than
+    /// [`ROTATION_MARK_TTL`](crate::ROTATION_MARK_TTL)): a request carrying
+    /// it overlapped a login. The HTTP layer asks this, for a token whose
+    /// session is gone, before it would start a new session and send a
+    /// cookie that clobbers the new one.
+    pub async fn was_rotated(&self, id: &SessionId) -> Result<bool, Error> {
+        self.store.was_rotated(&id.store_key(), self.clock.now()).await
+    }
+
     /// Writes the session's data and owner if the stored version is still
     /// the one it was loaded at, and renews its idle deadline.
     ///
     /// Errors: [`Error::Conflict`] if another writer saved first (reload and
     /// redo, or use [`SessionManager::update_with`]); [`Error::NotFound`] if
-    /// it expired or was destroyed; [`Error::TooLarge`] (nothing written).
+    /// it expired, was destroyed or rotated away (nothing is written, so a
+    /// save never brings a session back); [`Error::TooLarge`] (nothing
+    /// written).
     pub async fn save(&self, session: &mut Session) -> Result<(), Error> {
         let data = self.encode_checked(&session.data)?;
         let now = self.clock.now();
@@ -365,23 +466,54 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         Err(Error::Contended { attempts })
     }
 
-    /// Gives the session a new id (do this after login or any privilege
-    /// change), saving pending changes first. The old id stops working at
-    /// once; data, owner, `created_at` and the absolute deadline carry over.
+    /// Gives the session a new id (do this on any privilege change), saving
+    /// pending changes first. The old id stops working at once; data, owner,
+    /// `created_at` and the absolute deadline carry over.
+    ///
+    /// Afterwards `session` is what the store holds under the new id, which
+    /// may include writes that other requests made since this copy was
+    /// loaded: a stale copy never overwrites them.
     ///
     /// Errors: [`Error::NotFound`] if the session is not live; the errors of
-    /// [`SessionManager::save`] if it had pending changes.
+    /// [`SessionManager::save`] if it had pending changes. On
+    /// [`Error::Corrupt`] (the moved data does not decode) the rotation has
+    /// happened: `session` carries the new id and its old data.
     pub async fn rotate(&self, session: &mut Session) -> Result<(), Error> {
+        self.rotate_setting_owner(session, None).await
+    }
+
+    /// Login (or a switch to another user): gives the session a new id and
+    /// the owner `owner` in one atomic store step, saving pending changes
+    /// first, as [`rotate`](Self::rotate) does. Always rotate on
+    /// authentication, re-authentication included (OWASP ASVS 7.2.4).
+    ///
+    /// Errors: those of [`rotate`](Self::rotate), and
+    /// [`Error::InvalidOwner`] before anything is written.
+    pub async fn rotate_to_owner(&self, session: &mut Session, owner: impl Into<String>) -> Result<(), Error> {
+        let owner = owner.into();
+        validate_owner(&owner)?;
+        self.rotate_setting_owner(session, Some(&owner)).await
+    }
+
+    async fn rotate_setting_owner(&self, session: &mut Session, owner: Option<&str>) -> Result<(), Error> {
         if session.dirty {
             self.save(session).await?;
         }
         let new_id = SessionId::generate()?;
         let new_key = new_id.store_key();
-        self.store.rotate(&session.key, &new_key, self.clock.now()).await?;
+        let record = self
+            .store
+            .rotate(&session.key, &new_key, owner, self.clock.now())
+            .await?;
         tracing::debug!(old = %session.key.short(), new = %new_key.short(), "session rotated");
         session.id = new_id;
         session.key = new_key;
-        session.version = 1;
+        session.version = record.version;
+        session.created_at = record.created_at;
+        session.expires_at = record.expires_at;
+        session.owner = record.owner;
+        session.dirty = false;
+        session.data = SessionData::decode(&record.data)?;
         Ok(())
     }
 
@@ -390,30 +522,35 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         self.store.delete(&id.store_key(), self.clock.now()).await
     }
 
-    /// Ends every session of `owner` (for example after a password change);
-    /// returns how many were live.
-    pub async fn destroy_owner(&self, owner: &str) -> Result<u64, Error> {
+    /// Ends every session of `owner` ("log out everywhere", after a password
+    /// change or when an account is disabled); returns how many were live.
+    ///
+    /// Errors: [`Error::InvalidOwner`] before any store call.
+    pub async fn destroy_by_owner(&self, owner: &str) -> Result<u64, Error> {
+        validate_owner(owner)?;
         self.store.delete_by_owner(owner, self.clock.now()).await
     }
 
-    /// The live sessions of `owner`, oldest first.
-    pub async fn list_owner(&self, owner: &str) -> Result<Vec<SessionInfo>, Error> {
-        let mut list: Vec<SessionInfo> = self
-            .store
-            .list_by_owner(owner, self.clock.now())
-            .await?
-            .into_iter()
-            .map(SessionInfo::from)
-            .collect();
+    /// The live sessions of `owner`, oldest first, for a "your devices"
+    /// page: each is named by its store key, a hash that is safe to show
+    /// and is not a credential.
+    ///
+    /// Errors: [`Error::InvalidOwner`] before any store call.
+    pub async fn list_by_owner(&self, owner: &str) -> Result<Vec<OwnedSession>, Error> {
+        validate_owner(owner)?;
+        let mut list = self.store.list_by_owner(owner, self.clock.now()).await?;
         list.sort_by_key(|s| (s.created_at, s.key));
         Ok(list)
     }
 
     /// Ends one session of `owner`, named by its store key (as listed by
-    /// [`SessionManager::list_owner`]). Returns `false`, deleting nothing, if
-    /// that key is not a live session of `owner`, so a user can only end
+    /// [`SessionManager::list_by_owner`]). Returns `false`, deleting nothing,
+    /// if that key is not a live session of `owner`, so a user can only end
     /// their own sessions.
+    ///
+    /// Errors: [`Error::InvalidOwner`] before any store call.
     pub async fn destroy_owned(&self, owner: &str, key: &StoreKey) -> Result<bool, Error> {
+        validate_owner(owner)?;
         let now = self.clock.now();
         match self.store.load(key, now).await? {
             Some(record) if record.owner.as_deref() == Some(owner) => self.store.delete(key, now).await,

@@ -14,8 +14,8 @@ use crate::{StoreKey, Timestamp};
 pub struct Record {
     /// SHA-256 of the session id.
     pub key: StoreKey,
-    /// 1 after `create` and after `rotate`; +1 on every successful `update`.
-    /// `touch` does not change it.
+    /// 1 after `create` and after `rotate`; +1 on every successful `update`
+    /// and `overwrite`. `touch` does not change it.
     pub version: u64,
     /// The application's encoded data.
     pub data: Bytes,
@@ -43,6 +43,22 @@ pub struct Update {
     /// The new data.
     pub data: Bytes,
     /// The new expiry (set as given: an update may shorten it).
+    pub expires_at: Timestamp,
+    /// The new owner (`None` removes the session from the owner index).
+    pub owner: Option<String>,
+}
+
+/// The new contents that a blind [`overwrite`](crate::SessionStore::overwrite)
+/// writes, whatever the stored version, if the session is still live.
+///
+/// For callers that keep no version (a tower-sessions `save`): it can never
+/// bring a session back, but it can overwrite a concurrent write. Prefer
+/// [`Update`] wherever the version is known.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Overwrite {
+    /// The new data.
+    pub data: Bytes,
+    /// The new expiry (set as given: it may shorten the session).
     pub expires_at: Timestamp,
     /// The new owner (`None` removes the session from the owner index).
     pub owner: Option<String>,

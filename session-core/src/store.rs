@@ -3,20 +3,30 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Error, OwnedSession, Record, StoreKey, Timestamp, Update};
+use crate::{Error, Overwrite, OwnedSession, Record, StoreKey, Timestamp, Update};
+
+/// How long [`rotate`](SessionStore::rotate) keeps a *rotation mark* under
+/// the old key (or until the old session would have expired, if sooner).
+///
+/// Long enough for requests already in flight with the old token to finish;
+/// short enough that a browser which never received its new token (a lost
+/// login response) is treated as a new visitor again within a minute.
+pub const ROTATION_MARK_TTL: Duration = Duration::from_secs(60);
 
 /// Storage for sessions, with exact semantics.
 ///
-/// This trait is the contract of section 3 of the design. Every backend in
-/// this workspace, and any third-party one, must behave exactly as documented
-/// here; the `conformance` crate checks it.
+/// This trait's documentation is the normative contract: every backend in
+/// this workspace, and any third-party one, must behave exactly as written
+/// here, and the `conformance` crate checks it (one test per rule, a model of
+/// this text, a linearizability checker).
 ///
-/// # Rules shared by every operation
+/// # Liveness
 ///
-/// - **Liveness.** A record is *live* at `now` iff `now < expires_at`. At
+/// - A record is *live* at `now` iff `now < expires_at`. At
 ///   `now == expires_at` it is expired. `now` always comes from the caller;
 ///   a store never reads its own clock to judge liveness.
 /// - **Expired is absent.** An expired record is indistinguishable from a
@@ -26,13 +36,57 @@ use crate::{Error, OwnedSession, Record, StoreKey, Timestamp, Update};
 ///   an eviction may remove a record later than `expires_at`, never earlier
 ///   by the caller's clock. (A bounded in-memory store may additionally evict
 ///   live records when full; it documents so.)
-/// - **Atomic and linearizable.** Each operation takes effect at one instant
-///   between its call and its return. Two `update`s that both expect version
-///   *v* cannot both succeed. On a networked server each operation costs one
-///   round trip.
-/// - **Bad bytes are errors.** Undecodable stored bytes give
-///   [`Error::Corrupt`]; server failures give [`Error::Backend`]. No
-///   operation panics on any input.
+///
+/// # Versions
+///
+/// `version` is 1 after [`create`](SessionStore::create) and
+/// [`rotate`](SessionStore::rotate) and grows by exactly 1 with every
+/// successful [`update`](SessionStore::update) or
+/// [`overwrite`](SessionStore::overwrite); [`touch`](SessionStore::touch)
+/// never changes it. A store refuses, with [`Error::Corrupt`] and without
+/// writing, to move a version past `u64::MAX`.
+///
+/// # Rotation marks
+///
+/// A successful `rotate` leaves a *rotation mark* under the old key until
+/// `min(old expires_at, now + ROTATION_MARK_TTL)`. The mark is not a session:
+/// for every operation but [`was_rotated`](SessionStore::was_rotated) the old
+/// key is absent (not live), a `create` or a `rotate` onto it replaces the
+/// mark, and a `delete` removes it (returning `false`). It holds no data and
+/// no owner. The HTTP layer uses it to tell a request that carried a token
+/// rotated a moment ago (by a concurrent login) from one with an unknown or
+/// expired token, and so never answers the former with a cookie that would
+/// clobber the new one.
+///
+/// # Owners
+///
+/// An owner is a string accepted by [`validate_owner`](crate::validate_owner):
+/// 1 to [`MAX_OWNER_LEN`](crate::MAX_OWNER_LEN) bytes of UTF-8 without control
+/// characters. Every store must accept every such owner and keep any two of
+/// them apart (separators, glob and hash-tag characters, quotes, non-ASCII
+/// text, the longest ones). Callers (the manager) refuse other strings before
+/// calling a store; a store may refuse them too.
+///
+/// # Atomicity and round trips
+///
+/// Each operation is atomic and linearizable: it takes effect at one instant
+/// between its call and its return. Two `update`s that both expect version
+/// *v* cannot both succeed. A `delete` or `rotate` racing an `update` or
+/// `touch` either happens before it (the update then gets `NotFound`, the
+/// touch `false`) or after it; it never leaves a resurrected record. On a
+/// networked server each operation costs one round trip. A backend that
+/// cannot promise this everywhere (Redis Cluster, for an owner change across
+/// slots) says exactly where, and the conformance suite declares exactly
+/// that difference for it.
+///
+/// # Errors
+///
+/// Undecodable stored bytes give [`Error::Corrupt`]; server failures give
+/// [`Error::Backend`], which says whether a retry may help. No operation
+/// panics on any input, stored bytes included, and no error message holds a
+/// token. An operation that only *reads* many records
+/// ([`list_by_owner`](SessionStore::list_by_owner)) skips damaged ones
+/// instead of failing; operations that *end* sessions remove damaged ones.
 ///
 /// The trait is object safe: `Arc<dyn SessionStore>` works.
 ///
@@ -45,14 +99,15 @@ use crate::{Error, OwnedSession, Record, StoreKey, Timestamp, Update};
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Inserts `record` with version 1 (whatever `record.version` says) if no
-    /// live record has its key. An expired record under the key is replaced.
+    /// live record has its key. An expired record or a rotation mark under
+    /// the key is replaced.
     ///
     /// Errors: [`Error::AlreadyExists`] if a live record has the key (nothing
     /// is written).
     async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error>;
 
     /// Reads the record under `key`: `Some` if it is live at `now`, `None`
-    /// otherwise.
+    /// otherwise (a rotation mark included).
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error>;
 
     /// Compare-and-swap write of data, expiry and owner.
@@ -66,24 +121,55 @@ pub trait SessionStore: Send + Sync + 'static {
     /// written in either case.
     async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error>;
 
+    /// Blind write of data, expiry and owner: like [`update`](Self::update)
+    /// but whatever the stored version is. Writes only if the record is live
+    /// at `now`, so it never brings a session back; the version grows by 1
+    /// and the new one is returned. `created_at` is unchanged.
+    ///
+    /// For callers that keep no version (an adapter for tower-sessions'
+    /// `save`). It can overwrite a concurrent write: use `update` wherever
+    /// the version is known.
+    ///
+    /// Errors: [`Error::NotFound`] if no live record has the key (nothing is
+    /// written).
+    async fn overwrite(&self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error>;
+
     /// Renewal: if the record is live at `now`, sets
     /// `expires_at := max(stored expires_at, expires_at)` and returns `true`;
     /// otherwise returns `false` and writes nothing. Never shortens a session,
     /// never revives one, never changes the version.
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error>;
 
-    /// Moves a live session to a new key, atomically: `new_key` gets the old
-    /// record's data, owner, `created_at` and `expires_at` with version 1, and
-    /// `old_key` is removed.
+    /// Moves a live session to a new key, atomically, and returns the record
+    /// now stored under `new_key`: the old record's data, `created_at` and
+    /// `expires_at`, version 1, and its owner, or `set_owner` if given (a
+    /// login or a user switch: the owner changes in the same step). The old
+    /// key is left with a [rotation mark](#rotation-marks).
+    ///
+    /// The returned record is the one moved, so a caller whose copy of the
+    /// session is older (another request wrote meanwhile) continues from what
+    /// is stored, never from its stale copy.
     ///
     /// Errors, checked in this order: [`Error::NotFound`] if `old_key` is not
     /// live; [`Error::AlreadyExists`] if `new_key` is live (including
-    /// `new_key == old_key`). Nothing changes on error. An expired record
-    /// under `new_key` is replaced.
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error>;
+    /// `new_key == old_key`). Nothing changes on error. An expired record or
+    /// a rotation mark under `new_key` is replaced.
+    async fn rotate(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Record, Error>;
 
-    /// Removes the record under `key`, live or expired. Returns `true` iff a
-    /// record live at `now` was removed.
+    /// Whether `key` holds a [rotation mark](#rotation-marks) in force at
+    /// `now`: its session was rotated to another key less than
+    /// [`ROTATION_MARK_TTL`] ago (and would not have expired yet), and
+    /// nothing has been written under `key` since.
+    async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error>;
+
+    /// Removes whatever is under `key`: a record live or expired, or a
+    /// rotation mark. Returns `true` iff a record live at `now` was removed.
     ///
     /// A record too damaged to decode is removed too (a user must always be
     /// able to log out) and counts as not live unless its expiry can still be
@@ -91,6 +177,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error>;
 
     /// The sessions of `owner` that are live at `now`, in no particular order.
+    ///
+    /// A record of the owner too damaged to read is left out (and logged), so
+    /// one damaged record never hides the others from a "your devices" page.
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error>;
 
     /// Ends every session of `owner`; returns how many of them were live at
@@ -100,8 +189,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Physical sweep: removes up to `limit` records that are expired at
     /// `now` and returns how many it removed. Compare-and-delete: a record
-    /// renewed meanwhile (live at `now`) is never removed. A backend whose
-    /// server expires records by itself may return 0.
+    /// renewed meanwhile (live at `now`) is never removed. Rotation marks no
+    /// longer in force may be removed too; they are not counted. A backend
+    /// whose server expires records by itself may return 0.
     async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, Error>;
 }
 
@@ -139,6 +229,15 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
         (**self).update(key, update, now)
     }
 
+    fn overwrite<'s, 'k, 'f>(&'s self, key: &'k StoreKey, write: Overwrite, now: Timestamp) -> StoreFuture<'f, u64>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).overwrite(key, write, now)
+    }
+
     fn touch<'s, 'k, 'f>(&'s self, key: &'k StoreKey, expires_at: Timestamp, now: Timestamp) -> StoreFuture<'f, bool>
     where
         's: 'f,
@@ -148,19 +247,30 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
         (**self).touch(key, expires_at, now)
     }
 
-    fn rotate<'s, 'o, 'n, 'f>(
+    fn rotate<'s, 'o, 'n, 'w, 'f>(
         &'s self,
         old_key: &'o StoreKey,
         new_key: &'n StoreKey,
+        set_owner: Option<&'w str>,
         now: Timestamp,
-    ) -> StoreFuture<'f, ()>
+    ) -> StoreFuture<'f, Record>
     where
         's: 'f,
         'o: 'f,
         'n: 'f,
+        'w: 'f,
         Self: 'f,
     {
-        (**self).rotate(old_key, new_key, now)
+        (**self).rotate(old_key, new_key, set_owner, now)
+    }
+
+    fn was_rotated<'s, 'k, 'f>(&'s self, key: &'k StoreKey, now: Timestamp) -> StoreFuture<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).was_rotated(key, now)
     }
 
     fn delete<'s, 'k, 'f>(&'s self, key: &'k StoreKey, now: Timestamp) -> StoreFuture<'f, bool>

@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
         renewal_threshold: 15 * MINUTE,
         ..Config::default()
     };
-    let manager = SessionManager::with_clock(Arc::clone(&store), config, clock.clone());
+    let manager = SessionManager::with_clock(Arc::clone(&store), config, clock.clone())?;
 
     println!("== create");
     let mut session = manager.create(None).await?;
@@ -75,15 +75,18 @@ async fn main() -> Result<(), Error> {
     println!("\n== rotation after login");
     let old_id = session.id().clone();
     let mut session = manager.load(session.id()).await?.expect("live");
-    session.set_owner(Some("user-42".into()));
-    manager.rotate(&mut session).await?;
+    manager.rotate_to_owner(&mut session, "user-42").await?;
     println!("old token works: {}", manager.load(&old_id).await?.is_some());
+    println!(
+        "old token known as rotated a moment ago (a late response must not clobber the new cookie): {}",
+        manager.was_rotated(&old_id).await?
+    );
     println!(
         "new token works: {}, owner {:?}",
         manager.load(session.id()).await?.is_some(),
         session.owner()
     );
-    println!("sessions of user-42: {}", manager.list_owner("user-42").await?.len());
+    println!("sessions of user-42: {}", manager.list_by_owner("user-42").await?.len());
 
     println!("\n== expiry");
     clock.advance(31 * MINUTE);

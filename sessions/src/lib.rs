@@ -21,7 +21,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), sessions::Error> {
-//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default());
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default())?;
 //! let mut session = manager.create(None).await?;
 //! session.data_mut().insert("user", "ada")?;
 //! manager.save(&mut session).await?;

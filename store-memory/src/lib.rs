@@ -14,12 +14,17 @@
 //!   index order; `list_by_owner` and `delete_by_owner` lock every shard in
 //!   index order, so they see one instant. Lock order is always ascending
 //!   shard index, so no operation can deadlock another.
-//! - **Bounded.** At most [`MemoryStoreBuilder::max_sessions`] records are
-//!   held (default 1,000,000). Creating a session in a full shard first
-//!   evicts the record that expires soonest, which is an expired one if any
-//!   is left. Unauthenticated traffic can therefore push out the sessions
-//!   closest to their end, but never grow memory without bound. Eviction is
-//!   the one way this store removes a live session on its own.
+//! - **Bounded, and logged-in users come first.** At most
+//!   [`MemoryStoreBuilder::max_sessions`] records and rotation marks are
+//!   held (default 1,000,000), spread over shards by key. Adding one to a
+//!   full shard first evicts, in this order: an expired record (or a
+//!   rotation mark no longer in force), then a rotation mark, then the
+//!   *anonymous* session (one without an owner) closest to its end, and an
+//!   owned (logged-in) session only when the shard holds no anonymous one.
+//!   A flood of unauthenticated traffic therefore pushes out only other
+//!   anonymous sessions, never a logged-in user, and never grows memory
+//!   without bound. Eviction is the one way this store removes a live
+//!   session on its own.
 //! - **Expired records are reclaimed without scans.** Each shard keeps an
 //!   index ordered by expiry; eviction and
 //!   [`delete_expired`](SessionStore::delete_expired) take from its front.
@@ -59,7 +64,7 @@ mod shard;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
+use session_core::{Error, Overwrite, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
 
 use shard::{Entry, Shard};
 
@@ -198,7 +203,7 @@ impl SessionStore for MemoryStore {
         if shard.live(&record.key, now).is_some() {
             return Err(Error::AlreadyExists);
         }
-        shard.insert(record.key, Entry::from_record(record));
+        shard.insert(record.key, Entry::from_record(record), now);
         Ok(())
     }
 
@@ -210,31 +215,44 @@ impl SessionStore for MemoryStore {
         self.shard(key).update(key, update, now)
     }
 
+    async fn overwrite(&self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        self.shard(key).overwrite(key, write, now)
+    }
+
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
         Ok(self.shard(key).touch(key, expires_at, now))
     }
 
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+    async fn rotate(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Record, Error> {
         let (a, b) = (self.shard_index(old_key), self.shard_index(new_key));
         if a == b {
             let mut shard = self.inner.shards[a].lock();
-            let entry = shard.take_for_rotate(old_key, new_key, now, None)?;
-            shard.insert(*new_key, entry);
-            return Ok(());
+            let entry = shard.take_for_rotate(old_key, new_key, set_owner, now, None)?;
+            let moved = entry.to_record(*new_key);
+            shard.insert(*new_key, entry, now);
+            return Ok(moved);
         }
         // Two shards: lock in ascending index order.
         let (first, second) = (self.inner.shards[a.min(b)].lock(), self.inner.shards[a.max(b)].lock());
         let (mut old_shard, mut new_shard) = if a < b { (first, second) } else { (second, first) };
-        let entry = old_shard.take_for_rotate(old_key, new_key, now, Some(&new_shard))?;
-        new_shard.insert(*new_key, entry);
-        Ok(())
+        let entry = old_shard.take_for_rotate(old_key, new_key, set_owner, now, Some(&new_shard))?;
+        let moved = entry.to_record(*new_key);
+        new_shard.insert(*new_key, entry, now);
+        Ok(moved)
+    }
+
+    async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        Ok(self.shard(key).was_rotated(key, now))
     }
 
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
-        Ok(self
-            .shard(key)
-            .remove(key)
-            .is_some_and(|e| e.expires_at.is_live_at(now)))
+        Ok(self.shard(key).delete(key, now))
     }
 
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {

@@ -1,17 +1,30 @@
-//! One shard: a map of records plus the two indexes that keep eviction,
-//! sweeping and owner queries free of full scans.
+//! One shard: a map of records, a map of rotation marks, and the indexes that
+//! keep eviction, sweeping and owner queries free of full scans.
 //!
-//! Invariant, kept by `insert` and `remove` (the only places that add or
-//! remove records): every record in `records` has exactly one entry
-//! `(expires_at, key)` in `by_expiry`, and one entry in `by_owner[owner]` if
-//! it has an owner; neither index holds anything else. Every other method
-//! goes through those two, or changes `expires_at` through `set_expiry`.
+//! Invariants, kept by `insert`, `remove`, `add_mark` and `remove_mark` (the
+//! only places that add or remove records and marks):
+//!
+//! - every record in `records` has exactly one entry `(expires_at, key)` in
+//!   `anonymous_by_expiry` (no owner) or `owned_by_expiry` (an owner), and
+//!   one entry in `by_owner[owner]` if it has an owner; no index holds
+//!   anything else. Every other method goes through those, or changes
+//!   `expires_at` through `set_expiry` and the owner through a re-insert;
+//! - every mark in `marks` has exactly one entry `(until, key)` in
+//!   `marks_by_until`; a key holds a record or a mark, never both.
+//!
+//! Records and marks together never exceed the shard's capacity. When a full
+//! shard must take one more, `insert` evicts, in this order, whatever is
+//! least worth keeping: an expired record or a mark no longer in force, then
+//! a rotation mark (it only protects a cookie for a minute), then the
+//! anonymous session closest to its end, and an owned (logged-in) session
+//! only when no anonymous one is left. A flood of anonymous sessions
+//! (unauthenticated traffic) therefore evicts only anonymous sessions.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use session_core::{Bytes, Error, OwnedSession, Record, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, StoreKey, Timestamp, Update};
 
 /// A stored record without its key (the map key holds it).
 pub(crate) struct Entry {
@@ -72,8 +85,13 @@ type KeySet = HashSet<StoreKey, BuildHasherDefault<KeyHasher>>;
 
 pub(crate) struct Shard {
     records: KeyMap<Entry>,
-    by_expiry: BTreeSet<(Timestamp, StoreKey)>,
+    // Two expiry indexes, so eviction can prefer anonymous sessions.
+    anonymous_by_expiry: BTreeSet<(Timestamp, StoreKey)>,
+    owned_by_expiry: BTreeSet<(Timestamp, StoreKey)>,
     by_owner: HashMap<Arc<str>, KeySet>,
+    // Rotation marks: the instant each stops being in force.
+    marks: KeyMap<Timestamp>,
+    marks_by_until: BTreeSet<(Timestamp, StoreKey)>,
     capacity: usize,
 }
 
@@ -81,43 +99,112 @@ impl Shard {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             records: KeyMap::default(),
-            by_expiry: BTreeSet::new(),
+            anonymous_by_expiry: BTreeSet::new(),
+            owned_by_expiry: BTreeSet::new(),
             by_owner: HashMap::new(),
+            marks: KeyMap::default(),
+            marks_by_until: BTreeSet::new(),
             capacity,
         }
     }
 
+    /// Records held (live or not yet reclaimed); marks are not counted.
     pub(crate) fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Records and marks held: what the capacity bounds.
+    fn held(&self) -> usize {
+        self.records.len() + self.marks.len()
     }
 
     pub(crate) fn live(&self, key: &StoreKey, now: Timestamp) -> Option<&Entry> {
         self.records.get(key).filter(|e| e.expires_at.is_live_at(now))
     }
 
-    /// Inserts (or replaces) `key`, evicting the soonest-expiring record first
-    /// if the shard is full.
-    pub(crate) fn insert(&mut self, key: StoreKey, entry: Entry) {
-        self.remove(&key);
-        if self.records.len() >= self.capacity
-            && let Some(&(_, victim)) = self.by_expiry.first()
-        {
-            self.remove(&victim);
+    fn expiry_index(&mut self, owned: bool) -> &mut BTreeSet<(Timestamp, StoreKey)> {
+        if owned {
+            &mut self.owned_by_expiry
+        } else {
+            &mut self.anonymous_by_expiry
         }
-        self.by_expiry.insert((entry.expires_at, key));
+    }
+
+    /// Inserts (or replaces) `key`, removing a mark under it, and evicting
+    /// first if the shard is full (see the module docs for the order).
+    pub(crate) fn insert(&mut self, key: StoreKey, entry: Entry, now: Timestamp) {
+        self.remove(&key);
+        self.remove_mark(&key);
+        if self.held() >= self.capacity {
+            self.evict_one(now);
+        }
+        let owned = entry.owner.is_some();
+        self.expiry_index(owned).insert((entry.expires_at, key));
         if let Some(owner) = &entry.owner {
             self.by_owner.entry(Arc::clone(owner)).or_default().insert(key);
         }
         self.records.insert(key, entry);
     }
 
+    /// Removes the one record or mark least worth keeping.
+    fn evict_one(&mut self, now: Timestamp) {
+        let anonymous = self.anonymous_by_expiry.first().copied();
+        let owned = self.owned_by_expiry.first().copied();
+        let mark = self.marks_by_until.first().copied();
+        // The soonest of all, if it has already ended: reclaiming it costs
+        // nobody anything.
+        let soonest = [anonymous, owned, mark].into_iter().flatten().min();
+        if let Some((_, key)) = soonest.filter(|(at, _)| !at.is_live_at(now)) {
+            if self.remove(&key).is_none() {
+                self.remove_mark(&key);
+            }
+            return;
+        }
+        if let Some((_, key)) = mark {
+            self.remove_mark(&key);
+        } else if let Some((_, key)) = anonymous.or(owned) {
+            self.remove(&key);
+        }
+    }
+
     pub(crate) fn remove(&mut self, key: &StoreKey) -> Option<Entry> {
         let entry = self.records.remove(key)?;
-        self.by_expiry.remove(&(entry.expires_at, *key));
+        let owned = entry.owner.is_some();
+        self.expiry_index(owned).remove(&(entry.expires_at, *key));
         if let Some(owner) = &entry.owner {
             self.unindex_owner(owner, key);
         }
         Some(entry)
+    }
+
+    fn add_mark(&mut self, key: StoreKey, until: Timestamp, now: Timestamp) {
+        self.remove_mark(&key);
+        if self.held() >= self.capacity {
+            self.evict_one(now);
+        }
+        self.marks.insert(key, until);
+        self.marks_by_until.insert((until, key));
+    }
+
+    fn remove_mark(&mut self, key: &StoreKey) -> bool {
+        match self.marks.remove(key) {
+            Some(until) => {
+                self.marks_by_until.remove(&(until, *key));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the record or mark under `key`; whether a live record was
+    /// removed.
+    pub(crate) fn delete(&mut self, key: &StoreKey, now: Timestamp) -> bool {
+        self.remove_mark(key);
+        self.remove(key).is_some_and(|e| e.expires_at.is_live_at(now))
+    }
+
+    pub(crate) fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> bool {
+        self.marks.get(key).is_some_and(|until| until.is_live_at(now))
     }
 
     fn unindex_owner(&mut self, owner: &Arc<str>, key: &StoreKey) {
@@ -130,13 +217,17 @@ impl Shard {
     }
 
     fn set_expiry(&mut self, key: &StoreKey, expires_at: Timestamp) {
-        if let Some(entry) = self.records.get_mut(key)
-            && entry.expires_at != expires_at
-        {
-            self.by_expiry.remove(&(entry.expires_at, *key));
-            self.by_expiry.insert((expires_at, *key));
-            entry.expires_at = expires_at;
+        let Some(entry) = self.records.get_mut(key) else {
+            return;
+        };
+        if entry.expires_at == expires_at {
+            return;
         }
+        let (old, owned) = (entry.expires_at, entry.owner.is_some());
+        entry.expires_at = expires_at;
+        let index = self.expiry_index(owned);
+        index.remove(&(old, *key));
+        index.insert((expires_at, *key));
     }
 
     pub(crate) fn update(&mut self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
@@ -144,25 +235,49 @@ impl Shard {
         if entry.version != update.expected_version {
             return Err(Error::Conflict { current: entry.version });
         }
-        let version = entry.version + 1;
-        let owner_changed = entry.owner.as_deref() != update.owner.as_deref();
-        if owner_changed {
-            // Re-inserting keeps both indexes right; the shard is not full of
-            // anything new, so it cannot evict.
-            let old = self.remove(key).expect("the record was just found live in this shard");
+        self.write(
+            key,
+            Overwrite {
+                data: update.data,
+                expires_at: update.expires_at,
+                owner: update.owner,
+            },
+            now,
+        )
+    }
+
+    pub(crate) fn overwrite(&mut self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        if self.live(key, now).is_none() {
+            return Err(Error::NotFound);
+        }
+        self.write(key, write, now)
+    }
+
+    /// Writes a live record's new contents and version (the checks are the
+    /// caller's).
+    fn write(&mut self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        let entry = self.records.get(key).ok_or(Error::NotFound)?;
+        let version = entry
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Error::Corrupt(format!("memory record {}: version at its maximum", key.short())))?;
+        if entry.owner.as_deref() != write.owner.as_deref() {
+            // Re-inserting keeps every index right; the record was just
+            // removed, so the shard is not full and nothing is evicted.
+            let old = self.remove(key).expect("the record was just found in this shard");
             let entry = Entry {
                 version,
-                data: update.data,
+                data: write.data,
                 created_at: old.created_at,
-                expires_at: update.expires_at,
-                owner: update.owner.map(Arc::from),
+                expires_at: write.expires_at,
+                owner: write.owner.map(Arc::from),
             };
-            self.insert(*key, entry);
+            self.insert(*key, entry, now);
         } else {
-            self.set_expiry(key, update.expires_at);
+            self.set_expiry(key, write.expires_at);
             if let Some(entry) = self.records.get_mut(key) {
                 entry.version = version;
-                entry.data = update.data;
+                entry.data = write.data;
             }
         }
         Ok(version)
@@ -180,13 +295,15 @@ impl Shard {
         }
     }
 
-    /// Checks rotate's preconditions and removes the old record, returning it
-    /// ready to insert under `new_key`. `other` is the new key's shard when it
-    /// differs from this one.
+    /// Checks rotate's preconditions, removes the old record and leaves a
+    /// rotation mark in its place; returns the record ready to insert under
+    /// `new_key` (version 1, `set_owner` applied). `other` is the new key's
+    /// shard when it differs from this one.
     pub(crate) fn take_for_rotate(
         &mut self,
         old_key: &StoreKey,
         new_key: &StoreKey,
+        set_owner: Option<&str>,
         now: Timestamp,
         other: Option<&Shard>,
     ) -> Result<Entry, Error> {
@@ -200,7 +317,12 @@ impl Shard {
         let mut entry = self
             .remove(old_key)
             .expect("the record was just found live in this shard");
+        let until = entry.expires_at.min(now + ROTATION_MARK_TTL);
+        self.add_mark(*old_key, until, now);
         entry.version = 1;
+        if let Some(owner) = set_owner {
+            entry.owner = Some(Arc::from(owner));
+        }
         Ok(entry)
     }
 
@@ -226,18 +348,31 @@ impl Shard {
         let mut live = 0;
         for key in keys {
             if let Some(entry) = self.records.remove(&key) {
-                self.by_expiry.remove(&(entry.expires_at, key));
+                self.owned_by_expiry.remove(&(entry.expires_at, key));
                 live += u64::from(entry.expires_at.is_live_at(now));
             }
         }
         live
     }
 
+    /// Removes up to `limit` expired records (soonest first) and every mark
+    /// no longer in force; returns how many records it removed.
     pub(crate) fn remove_expired(&mut self, now: Timestamp, limit: usize) -> usize {
+        while let Some(&(until, key)) = self.marks_by_until.first() {
+            if until.is_live_at(now) {
+                break;
+            }
+            self.remove_mark(&key);
+        }
         let mut removed = 0;
         while removed < limit {
-            match self.by_expiry.first() {
-                Some(&(expires_at, key)) if !expires_at.is_live_at(now) => {
+            let soonest = [self.anonymous_by_expiry.first(), self.owned_by_expiry.first()]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied();
+            match soonest {
+                Some((expires_at, key)) if !expires_at.is_live_at(now) => {
                     self.remove(&key);
                     removed += 1;
                 }

@@ -1,5 +1,7 @@
-//! The memory store's own promise beyond the contract: it is bounded, and it
-//! evicts the soonest-expiring record (an expired one first) when full.
+//! The memory store's own promise beyond the contract: it is bounded, and
+//! when full it evicts expired records first, then rotation marks, then the
+//! anonymous session closest to its end, and an owned one only when no
+//! anonymous session is left.
 
 use std::time::Duration;
 
@@ -102,7 +104,7 @@ async fn the_indexes_stay_consistent_through_every_operation() {
                 let mut new = *k.as_bytes();
                 new[30] = 9;
                 let new = StoreKey::from_bytes(new);
-                store.rotate(k, &new, now).await.expect("rotate");
+                store.rotate(k, &new, None, now).await.expect("rotate");
                 keys[i] = new;
             }
             _ => {}
@@ -121,4 +123,130 @@ async fn the_indexes_stay_consistent_through_every_operation() {
     }
     assert_eq!(ended as usize, live);
     assert!(store.is_empty());
+}
+
+fn anonymous(n: u32, now: Timestamp, ttl: Duration) -> Record {
+    Record {
+        owner: None,
+        ..record(n, now, ttl)
+    }
+}
+
+/// The fault an independent test found: 5,000 anonymous creates into a
+/// 1,000-session store evicted all 500 logged-in sessions, because those
+/// expired soonest.
+#[tokio::test]
+async fn an_anonymous_flood_never_evicts_a_logged_in_session() {
+    let store = MemoryStore::builder().max_sessions(1000).build();
+    let now = Timestamp::now();
+    for n in 0..500 {
+        store.create(record(n, now, HOUR), now).await.expect("create");
+    }
+    // The flood comes later and lives longer: by expiry alone, the
+    // logged-in sessions would go first.
+    let later = now + Duration::from_secs(60);
+    for n in 500..5500 {
+        store
+            .create(anonymous(n, later, 2 * HOUR), later)
+            .await
+            .expect("create");
+    }
+    assert_eq!(store.len(), 1000);
+    for n in 0..500 {
+        let r = record(n, now, HOUR);
+        assert!(
+            store.load(&r.key, later).await.expect("load").is_some(),
+            "logged-in session {n} was evicted by anonymous traffic"
+        );
+    }
+    let mut listed = 0;
+    for o in 0..3 {
+        listed += store
+            .list_by_owner(&format!("owner-{o}"), later)
+            .await
+            .expect("list")
+            .len();
+    }
+    assert_eq!(listed, 500, "every logged-in session is still listed");
+    // The newest anonymous sessions are there; the flood evicted its own.
+    assert!(
+        store
+            .load(&anonymous(5499, later, 2 * HOUR).key, later)
+            .await
+            .expect("load")
+            .is_some()
+    );
+}
+
+/// With no anonymous session left, owned ones are evicted soonest first, so
+/// the bound always holds.
+#[tokio::test]
+async fn a_store_full_of_owned_sessions_still_evicts_to_stay_bounded() {
+    let store = MemoryStore::builder().max_sessions(3).build();
+    let now = Timestamp::now();
+    store.create(record(0, now, 2 * HOUR), now).await.expect("create");
+    store.create(record(1, now, HOUR), now).await.expect("create");
+    store.create(record(2, now, 3 * HOUR), now).await.expect("create");
+    store.create(anonymous(3, now, 4 * HOUR), now).await.expect("create");
+    assert_eq!(store.len(), 3);
+    assert!(
+        store
+            .load(&record(1, now, HOUR).key, now)
+            .await
+            .expect("load")
+            .is_none()
+    );
+    // The anonymous one is now the first to go.
+    store.create(record(4, now, HOUR), now).await.expect("create");
+    assert!(
+        store
+            .load(&anonymous(3, now, HOUR).key, now)
+            .await
+            .expect("load")
+            .is_none()
+    );
+    assert!(
+        store
+            .load(&record(0, now, HOUR).key, now)
+            .await
+            .expect("load")
+            .is_some()
+    );
+}
+
+/// Rotation marks count toward the bound and go before any session.
+#[tokio::test]
+async fn rotation_marks_are_evicted_before_sessions() {
+    let store = MemoryStore::builder().max_sessions(3).build();
+    let now = Timestamp::now();
+    store.create(anonymous(0, now, HOUR), now).await.expect("create");
+    store.create(anonymous(1, now, HOUR), now).await.expect("create");
+    let rotated_to = anonymous(2, now, HOUR).key;
+    store
+        .rotate(&anonymous(0, now, HOUR).key, &rotated_to, None, now)
+        .await
+        .expect("rotate");
+    assert!(
+        store
+            .was_rotated(&anonymous(0, now, HOUR).key, now)
+            .await
+            .expect("was_rotated")
+    );
+    // Full: two sessions and one mark. A new session evicts the mark.
+    store.create(anonymous(3, now, HOUR), now).await.expect("create");
+    assert!(
+        !store
+            .was_rotated(&anonymous(0, now, HOUR).key, now)
+            .await
+            .expect("was_rotated")
+    );
+    for n in [1, 2, 3] {
+        assert!(
+            store
+                .load(&anonymous(n, now, HOUR).key, now)
+                .await
+                .expect("load")
+                .is_some()
+        );
+    }
 }

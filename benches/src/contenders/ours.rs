@@ -160,7 +160,7 @@ impl Contender for Ours {
 
     async fn rotate(&self, old: &StoreKey, new: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
         self.store()
-            .rotate(old, new, self.clock.now())
+            .rotate(old, new, None, self.clock.now())
             .await
             .map_err(|e| failed("rotate", e))
     }
