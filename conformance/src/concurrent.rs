@@ -337,7 +337,8 @@ impl Summary {
     }
 }
 
-/// Every operation is linearizable (DESIGN.md 3.4): the histories of
+/// Every operation is linearizable (see "Atomicity and round trips" in the
+/// docs of [`SessionStore`]): the histories of
 /// [`rounds`] rounds of the concurrent workload are each checked against the
 /// model. Prints a one-line summary (operations, partitions, checker time).
 pub async fn concurrent_histories_are_linearizable<F: StoreFactory>(ctx: Arc<Ctx<F>>) {

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, ManualClock, Record, SessionId, SessionStore, StoreKey, Timestamp, async_trait};
+use session_core::{Bytes, ManualClock, Record, SessionId, SessionStore, StoreKey, Timestamp, Update, async_trait};
 
 /// The environment variable that turns a missing server from a skip into a
 /// failure. `.ci/run` sets it to `1`.
@@ -26,7 +26,7 @@ impl std::fmt::Display for Unavailable {
 ///
 /// ```
 /// use conformance::{StoreFactory, Unavailable};
-/// use session_core::{StoreKey, async_trait};
+/// use session_core::async_trait;
 /// use store_memory::MemoryStore;
 ///
 /// struct Memory;
@@ -36,9 +36,6 @@ impl std::fmt::Display for Unavailable {
 ///     type Store = MemoryStore;
 ///     fn name(&self) -> &'static str { "memory" }
 ///     async fn make(&self) -> Result<MemoryStore, Unavailable> { Ok(MemoryStore::new()) }
-///     async fn corrupt(&self, store: &MemoryStore, key: &StoreKey) {
-///         store.overwrite_data_for_tests(key, vec![0xff, 0, 1].into());
-///     }
 /// }
 ///
 /// // In tests/conformance.rs of the backend:
@@ -57,10 +54,32 @@ pub trait StoreFactory: Send + Sync + 'static {
     /// parallel. `Err(Unavailable)` if the server cannot be reached.
     async fn make(&self) -> Result<Self::Store, Unavailable>;
 
-    /// Damages the stored record of `key` (which exists and is live) the way
-    /// this backend's storage can be damaged, so that reading it must give
-    /// `Error::Corrupt` from the store or from decoding its data.
-    async fn corrupt(&self, store: &Self::Store, key: &StoreKey);
+    /// Damages the stored record of `key` (which exists and is live) so that
+    /// reading it must give `Error::Corrupt`, from the store or from
+    /// decoding its data.
+    ///
+    /// The default goes through the public contract: it writes bytes that
+    /// are no session data format ([`FOREIGN_DATA`]) with an `update`, as
+    /// another program sharing the storage could. A backend whose storage
+    /// can be damaged below the contract (a field of a Redis hash, a row
+    /// edited in SQL, bytes on disk) should override it to damage it that
+    /// way, so the suite checks that the store itself copes.
+    async fn corrupt(&self, store: &Self::Store, key: &StoreKey) {
+        let now = Timestamp::now();
+        let record = match store.load(key, now).await {
+            Ok(Some(r)) => r,
+            other => panic!("corrupt: the record to damage must be live, got {other:?}"),
+        };
+        let foreign = Update {
+            expected_version: record.version,
+            data: Bytes::from_static(FOREIGN_DATA),
+            expires_at: record.expires_at,
+            owner: record.owner,
+        };
+        if let Err(e) = store.update(key, foreign, now).await {
+            panic!("corrupt: writing foreign bytes failed: {e}");
+        }
+    }
 
     /// Whether the server removes expired records by itself, so that
     /// `delete_expired` may return 0 (Redis). Default `false`.
@@ -73,6 +92,10 @@ pub trait StoreFactory: Send + Sync + 'static {
         drop(store);
     }
 }
+
+/// Bytes that no session data format starts with (format byte 9, then text),
+/// as the default [`StoreFactory::corrupt`] writes them.
+pub const FOREIGN_DATA: &[u8] = b"\x09not a session";
 
 /// What every rule gets: the factory, a fresh store and a manual clock
 /// anchored at the real current time.

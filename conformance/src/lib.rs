@@ -21,13 +21,14 @@
 //!
 //! ## Running it for a backend
 //!
-//! Implement [`StoreFactory`] (fresh isolated stores, a way to damage a
-//! stored record) and invoke [`suite!`] in an integration test file; every
-//! rule becomes an ordinary `#[test]`:
+//! Implement [`StoreFactory`] (fresh isolated stores; optionally a way to
+//! damage a stored record below the contract, and a clean-up) and invoke
+//! [`suite!`] in an integration test file; every rule becomes an ordinary
+//! `#[test]`:
 //!
 //! ```
 //! use conformance::{StoreFactory, Unavailable};
-//! use session_core::{StoreKey, async_trait};
+//! use session_core::async_trait;
 //! use store_memory::MemoryStore;
 //!
 //! struct Memory;
@@ -37,9 +38,6 @@
 //!     type Store = MemoryStore;
 //!     fn name(&self) -> &'static str { "memory" }
 //!     async fn make(&self) -> Result<MemoryStore, Unavailable> { Ok(MemoryStore::new()) }
-//!     async fn corrupt(&self, store: &MemoryStore, key: &StoreKey) {
-//!         store.overwrite_data_for_tests(key, vec![0xff].into());
-//!     }
 //! }
 //!
 //! conformance::suite!(Memory);
@@ -63,7 +61,8 @@ pub mod rules;
 pub mod state_machine;
 
 pub use harness::{
-    Ctx, HOUR, REQUIRE_SERVICES_ENV, StoreFactory, Unavailable, announce_skip, fresh_key, run, services_required,
+    Ctx, FOREIGN_DATA, HOUR, REQUIRE_SERVICES_ENV, StoreFactory, Unavailable, announce_skip, fresh_key, run,
+    services_required,
 };
 pub use model::{Call, ErrorKind, Model, Op, Outcome};
 

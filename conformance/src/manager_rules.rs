@@ -422,7 +422,7 @@ pub async fn foreign_data_gives_corrupt_through_the_manager<F: StoreFactory>(ctx
     let s = m.create(None).await.expect("create");
     let u = Update {
         expected_version: 1,
-        data: Bytes::from_static(b"\x09not a session"),
+        data: Bytes::from_static(crate::FOREIGN_DATA),
         expires_at: ctx.now() + HOUR,
         owner: None,
     };

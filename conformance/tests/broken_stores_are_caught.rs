@@ -340,12 +340,6 @@ impl StoreFactory for BrokenFactory {
             flaw: self.0,
         })
     }
-
-    async fn corrupt(&self, store: &Broken, key: &StoreKey) {
-        store
-            .inner
-            .overwrite_data_for_tests(key, session_core::Bytes::from_static(b"\xff"));
-    }
 }
 
 #[test]

@@ -49,12 +49,14 @@ impl SessionData {
 
     /// Stores `value` under `key`, replacing any previous value.
     ///
-    /// Fails with [`Error::Corrupt`] only if `value`'s `Serialize`
-    /// implementation itself fails.
+    /// Fails with [`Error::Serialize`] only if `value`'s `Serialize`
+    /// implementation itself fails (postcard, for example, refuses
+    /// sequences of unknown length); nothing is changed then.
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<String>, value: &T) -> Result<(), Error> {
-        let bytes =
-            postcard::to_stdvec(value).map_err(|e| Error::Corrupt(format!("cannot encode a session value: {e}")))?;
-        self.values.insert(key.into(), bytes);
+        let key = key.into();
+        let bytes = postcard::to_stdvec(value)
+            .map_err(|e| Error::Serialize(format!("the value for {key:?} does not serialize: {e}")))?;
+        self.values.insert(key, bytes);
         Ok(())
     }
 
@@ -228,6 +230,21 @@ mod tests {
         let mut trailing = valid.to_vec();
         trailing.push(0);
         assert!(matches!(SessionData::decode(&trailing), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_value_that_cannot_serialize_is_a_serialize_error_not_corrupt() {
+        /// Serializes as a sequence of unknown length, which postcard refuses.
+        struct Unsized;
+        impl Serialize for Unsized {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq as _;
+                s.serialize_seq(None)?.end()
+            }
+        }
+        let mut d = SessionData::new();
+        assert!(matches!(d.insert("u", &Unsized), Err(Error::Serialize(_))));
+        assert!(d.is_empty(), "a failed insert changes nothing");
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub enum Error {
     /// under a session key, or data written by an unknown format version.
     #[error("corrupt session record: {0}")]
     Corrupt(String),
+    /// An application value could not be serialized into the session (its
+    /// `Serialize` implementation failed). Nothing was stored; this is a bug
+    /// or a limit of the value's type, not damaged storage.
+    #[error("cannot serialize a session value: {0}")]
+    Serialize(String),
     /// An owner the contract does not accept (see
     /// [`validate_owner`](crate::validate_owner)). Raised before any store
     /// call; the reason says what is wrong.

@@ -187,13 +187,6 @@ impl MemoryStore {
         // Ascending index order, like every multi-shard lock, so no deadlock.
         self.inner.shards.iter().map(|s| s.lock()).collect()
     }
-
-    /// Replaces the stored data of `key` as it is, bypassing every check.
-    /// For tests of corrupted stored bytes (the conformance suite's hook).
-    #[doc(hidden)]
-    pub fn overwrite_data_for_tests(&self, key: &StoreKey, data: session_core::Bytes) -> bool {
-        self.shard(key).overwrite_data(key, data)
-    }
 }
 
 #[async_trait]

@@ -381,14 +381,4 @@ impl Shard {
         }
         removed
     }
-
-    pub(crate) fn overwrite_data(&mut self, key: &StoreKey, data: Bytes) -> bool {
-        match self.records.get_mut(key) {
-            Some(entry) => {
-                entry.data = data;
-                true
-            }
-            None => false,
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! The whole conformance suite against `MemoryStore`.
 
 use conformance::{StoreFactory, Unavailable};
-use session_core::{Bytes, StoreKey, async_trait};
+use session_core::async_trait;
 use store_memory::MemoryStore;
 
 struct Memory;
@@ -16,10 +16,6 @@ impl StoreFactory for Memory {
 
     async fn make(&self) -> Result<MemoryStore, Unavailable> {
         Ok(MemoryStore::builder().max_sessions(100_000).build())
-    }
-
-    async fn corrupt(&self, store: &MemoryStore, key: &StoreKey) {
-        assert!(store.overwrite_data_for_tests(key, Bytes::from_static(b"\x01\xff\xff\xff\xff\xff\xff\xff")));
     }
 }
 
