@@ -45,7 +45,6 @@ fn memory_store() -> Arc<dyn SessionStore> {
 }
 
 /// `SledStore` with the cache and flush interval every sled contender uses.
-#[cfg(feature = "store-sled")]
 fn sled_store(namespace: &Namespace) -> Result<Arc<dyn SessionStore>, BenchError> {
     use crate::contenders::raw_sled::{SLED_CACHE_BYTES, SLED_FLUSH_EVERY};
     let Namespace::Directory(path) = namespace else {
@@ -60,7 +59,6 @@ fn sled_store(namespace: &Namespace) -> Result<Arc<dyn SessionStore>, BenchError
 }
 
 /// `RedisStore` under a fresh key prefix.
-#[cfg(feature = "store-redis")]
 async fn redis_store(url: &str, prefix: &str) -> Result<Arc<dyn SessionStore>, BenchError> {
     let store = store_redis::RedisStore::builder(url)
         .prefix(prefix)
@@ -72,7 +70,6 @@ async fn redis_store(url: &str, prefix: &str) -> Result<Arc<dyn SessionStore>, B
 }
 
 /// `PostgresStore` in a fresh table.
-#[cfg(feature = "store-postgres")]
 async fn postgres_store(url: &str, table: &str) -> Result<Arc<dyn SessionStore>, BenchError> {
     let store = store_postgres::PostgresStore::builder()
         .url(url)
@@ -98,7 +95,6 @@ impl Lineup {
             crate::contenders::peers::memory(&mut lineup);
         }
         if wanted(Backend::Sled) {
-            #[cfg(feature = "store-sled")]
             {
                 let namespace = Namespace::temp_directory("sled");
                 let ours = sled_store(&namespace).map(|store| {
@@ -106,10 +102,6 @@ impl Lineup {
                 });
                 lineup.add(ours);
             }
-            #[cfg(not(feature = "store-sled"))]
-            lineup
-                .skipped
-                .push("sled (ours): built without feature `store-sled`".into());
             lineup.add(RawSled::open().map(|c| Arc::new(c) as Arc<dyn Contender>));
             #[cfg(feature = "peers")]
             crate::contenders::peers::sled(&mut lineup);
@@ -120,14 +112,13 @@ impl Lineup {
                 Err(e) => lineup.skipped.push(format!(
                     "redis: SKIPPED, no server at REDIS_URL ({e}); start one or set REDIS_URL"
                 )),
-                Ok(_conn) => {
-                    #[cfg(feature = "store-redis")]
+                Ok(conn) => {
                     {
                         let prefix = format!("{}:", crate::contenders::server::unique_name("redis"));
                         let ours = match redis_store(&url, &prefix).await {
                             Ok(store) => Ok(Arc::new(Ours::new(Backend::Redis, store).with_namespace(
                                 Namespace::RedisPrefix {
-                                    conn: _conn.clone(),
+                                    conn: conn.clone(),
                                     prefix,
                                 },
                             )) as Arc<dyn Contender>),
@@ -135,10 +126,6 @@ impl Lineup {
                         };
                         lineup.add(ours);
                     }
-                    #[cfg(not(feature = "store-redis"))]
-                    lineup
-                        .skipped
-                        .push("redis (ours): built without feature `store-redis`".into());
                     lineup.add(RawRedis::connect(&url).await.map(|c| Arc::new(c) as Arc<dyn Contender>));
                     #[cfg(feature = "peers")]
                     crate::contenders::peers::redis(&mut lineup, &url).await;
@@ -152,7 +139,6 @@ impl Lineup {
                     "postgres: SKIPPED, no server at DATABASE_URL ({e}); start one or set DATABASE_URL"
                 )),
                 Ok(_) => {
-                    #[cfg(feature = "store-postgres")]
                     {
                         let table = crate::contenders::server::unique_name("pg");
                         let ours = match postgres_store(&url, &table).await {
@@ -168,10 +154,6 @@ impl Lineup {
                         };
                         lineup.add(ours);
                     }
-                    #[cfg(not(feature = "store-postgres"))]
-                    lineup
-                        .skipped
-                        .push("postgres (ours): built without feature `store-postgres`".into());
                     lineup.add(
                         RawPostgres::connect(&url)
                             .await
