@@ -26,12 +26,18 @@
 //!
 //! It is not a load tester of HTTP stacks: no middleware is involved.
 
-pub mod contender;
+pub mod clock;
 pub mod contenders;
+pub mod error;
 pub mod keys;
 pub mod lineup;
 pub mod measurement;
+pub mod namespace;
+pub mod op;
 pub mod report;
+pub mod servers;
 pub mod workload;
 
-pub use contender::{Backend, BenchError, Contender, ContenderId, Op, Role};
+pub use contenders::{Backend, Contender, ContenderId, Role};
+pub use error::BenchError;
+pub use op::Op;

@@ -19,7 +19,8 @@ use crate::contenders::raw_map::RawMap;
 use crate::contenders::raw_postgres::RawPostgres;
 use crate::contenders::raw_redis::RawRedis;
 use crate::contenders::raw_sled::RawSled;
-use crate::contenders::server::{Namespace, database_url, redis_connection, redis_url};
+use crate::namespace::{Namespace, unique_name};
+use crate::servers::{Server, postgres_connection, redis_connection};
 use crate::{Backend, BenchError, Contender};
 
 /// The contenders of one store size, and what was left out and why.
@@ -107,14 +108,14 @@ impl Lineup {
             crate::contenders::peers::sled(&mut lineup);
         }
         if wanted(Backend::Redis) {
-            let url = redis_url();
+            let url = Server::Redis.url();
             match redis_connection(&url).await {
                 Err(e) => lineup.skipped.push(format!(
                     "redis: SKIPPED, no server at REDIS_URL ({e}); start one or set REDIS_URL"
                 )),
                 Ok(conn) => {
                     {
-                        let prefix = format!("{}:", crate::contenders::server::unique_name("redis"));
+                        let prefix = format!("{}:", unique_name("redis"));
                         let ours = match redis_store(&url, &prefix).await {
                             Ok(store) => Ok(Arc::new(Ours::new(Backend::Redis, store).with_namespace(
                                 Namespace::RedisPrefix {
@@ -133,14 +134,14 @@ impl Lineup {
             }
         }
         if wanted(Backend::Postgres) {
-            let url = database_url();
-            match crate::contenders::server::postgres_connection(&url).await {
+            let url = Server::Postgres.url();
+            match postgres_connection(&url).await {
                 Err(e) => lineup.skipped.push(format!(
                     "postgres: SKIPPED, no server at DATABASE_URL ({e}); start one or set DATABASE_URL"
                 )),
                 Ok(_) => {
                     {
-                        let table = crate::contenders::server::unique_name("pg");
+                        let table = unique_name("pg");
                         let ours = match postgres_store(&url, &table).await {
                             Ok(store) => Ok(Arc::new(Ours::new(Backend::Postgres, store).with_namespace(
                                 Namespace::PostgresTable {

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use session_core::{Error, Record, SessionStore, StoreKey, Update};
 
-use super::BenchClock;
-use super::server::Namespace;
+use crate::clock::BenchClock;
+use crate::namespace::Namespace;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// Any [`SessionStore`] as a contender.

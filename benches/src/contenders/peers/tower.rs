@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use tower_sessions_core::SessionStore;
 use tower_sessions_core::session::{Id, Record};
 
-use crate::contenders::BenchClock;
+use crate::clock::BenchClock;
 use crate::contenders::raw_sled::open_sled;
-use crate::contenders::server::{Namespace, unique_name};
+use crate::namespace::{Namespace, unique_name};
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// How a peer's preload writes: `save` is an upsert in most stores, but
