@@ -13,6 +13,7 @@ pub mod raw_sled;
 pub mod peers;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -108,6 +109,14 @@ impl fmt::Display for ContenderId {
             Role::Peer(name) => write!(f, "{}:peer:{name}", self.backend.name()),
         }
     }
+}
+
+/// A contender freshly made, or why it could not be.
+pub type Made = Result<Arc<dyn Contender>, BenchError>;
+
+/// `contender`, type-erased for the lineup.
+pub fn made<C: Contender>(contender: Result<C, BenchError>) -> Made {
+    contender.map(|c| Arc::new(c) as Arc<dyn Contender>)
 }
 
 /// Something the workloads can measure.

@@ -10,8 +10,8 @@
 //!
 //! Everything that is measured implements [`Contender`]; the backends of this
 //! workspace plug in through their [`SessionStore`](session_core::SessionStore)
-//! as `Arc<dyn SessionStore>`, so a new backend is one constructor in
-//! [`lineup`].
+//! as `Arc<dyn SessionStore>`, so a new backend is one family entry in
+//! [`lineup::FAMILIES`] (and its raw client).
 //!
 //! Three ways to run it:
 //!

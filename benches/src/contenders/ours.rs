@@ -15,17 +15,22 @@ pub struct Ours {
     id: ContenderId,
     store: Arc<dyn SessionStore>,
     clock: BenchClock,
-    /// How many creates the preload keeps in flight: 1 for in-process
-    /// stores, more for networked ones so the preload is not bound by the
-    /// round trip.
+    /// How many creates the preload keeps in flight (the family's choice).
     preload_concurrency: usize,
     /// What to remove afterwards (a Redis prefix, a PostgreSQL table).
     namespace: Option<Namespace>,
 }
 
 impl Ours {
-    /// Wraps `store` as the "ours" contender of `backend`.
-    pub fn new(backend: Backend, store: Arc<dyn SessionStore>) -> Self {
+    /// Wraps `store` as the "ours" contender of `backend`; its preload keeps
+    /// `preload_concurrency` creates in flight, and its cleanup removes
+    /// `namespace`.
+    pub fn new(
+        backend: Backend,
+        store: Arc<dyn SessionStore>,
+        preload_concurrency: usize,
+        namespace: Option<Namespace>,
+    ) -> Self {
         Ours {
             id: ContenderId {
                 backend,
@@ -33,28 +38,9 @@ impl Ours {
             },
             store,
             clock: BenchClock::new(),
-            preload_concurrency: match backend {
-                Backend::Memory => 1,
-                Backend::Sled => 2,
-                Backend::Redis | Backend::Postgres => 64,
-            },
-            namespace: None,
+            preload_concurrency,
+            namespace,
         }
-    }
-
-    /// Removes `namespace` on cleanup.
-    pub fn with_namespace(mut self, namespace: Namespace) -> Self {
-        self.namespace = Some(namespace);
-        self
-    }
-
-    /// The store itself. Calling through `&dyn SessionStore` and not through
-    /// the `Arc`: method resolution would otherwise pick session-core's
-    /// blanket `impl SessionStore for Arc<S>`, which boxes a second future
-    /// per call (about 280 more instructions, a third of an in-memory load;
-    /// see the report), and the benchmark is of the store, not of that impl.
-    fn store(&self) -> &dyn SessionStore {
-        &*self.store
     }
 
     fn record(&self, key: &StoreKey, payload: &Bytes) -> Record {
@@ -103,7 +89,7 @@ impl Contender for Ours {
                             expires_at,
                             owner: None,
                         };
-                        (*store)
+                        store
                             .create(record, now)
                             .await
                             .map_err(|e| failed("preload create", e))?;
@@ -119,7 +105,7 @@ impl Contender for Ours {
     }
 
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
-        self.store()
+        self.store
             .create(self.record(key, payload), self.clock.now())
             .await
             .map_err(|e| failed("create", e))
@@ -127,7 +113,7 @@ impl Contender for Ours {
 
     async fn load(&self, key: &StoreKey) -> Result<bool, BenchError> {
         let found = self
-            .store()
+            .store
             .load(key, self.clock.now())
             .await
             .map_err(|e| failed("load", e))?;
@@ -141,7 +127,7 @@ impl Contender for Ours {
             expires_at: self.clock.expiry(),
             owner: None,
         };
-        match self.store().update(key, update, self.clock.now()).await {
+        match self.store.update(key, update, self.clock.now()).await {
             Ok(version) => Ok(version),
             // Another task of the workload won the race: a real outcome of a
             // compare-and-swap, and a full round trip.
@@ -151,7 +137,7 @@ impl Contender for Ours {
     }
 
     async fn touch(&self, key: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
-        match self.store().touch(key, self.clock.renewal(), self.clock.now()).await {
+        match self.store.touch(key, self.clock.renewal(), self.clock.now()).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(BenchError("touch: the session was not found".into())),
             Err(e) => Err(failed("touch", e)),
@@ -159,14 +145,14 @@ impl Contender for Ours {
     }
 
     async fn rotate(&self, old: &StoreKey, new: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
-        self.store()
+        self.store
             .rotate(old, new, self.clock.now())
             .await
             .map_err(|e| failed("rotate", e))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), BenchError> {
-        self.store()
+        self.store
             .delete(key, self.clock.now())
             .await
             .map_err(|e| failed("delete", e))?;
