@@ -29,6 +29,7 @@
 pub mod clock;
 pub mod contenders;
 pub mod error;
+pub mod fan_out;
 pub mod keys;
 pub mod lineup;
 pub mod measurement;

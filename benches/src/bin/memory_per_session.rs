@@ -13,9 +13,9 @@
 
 use std::alloc::System;
 
-use benches::keys::{PRELOAD_STREAM, key, payload};
+use benches::keys::{PRELOAD_STREAM, key, payload, record};
 use bytes::Bytes;
-use session_core::{Record, SessionStore, Timestamp};
+use session_core::{SessionStore, Timestamp};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use store_memory::MemoryStore;
 
@@ -46,16 +46,14 @@ fn main() -> Result<(), session_core::Error> {
     let region = Region::new(GLOBAL);
     runtime.block_on(async {
         for i in 0..SESSIONS as u64 {
-            let record = Record {
-                key: key(PRELOAD_STREAM, i),
-                version: 1,
-                // Each session has its own copy of its data, as it would
-                // after decoding a request.
-                data: Bytes::copy_from_slice(&template),
-                created_at: now,
+            // Each session has its own copy of its data, as it would after
+            // decoding a request.
+            let record = record(
+                key(PRELOAD_STREAM, i),
+                Bytes::copy_from_slice(&template),
+                now,
                 expires_at,
-                owner: None,
-            };
+            );
             store.create(record, now).await?;
         }
         Ok::<_, session_core::Error>(())

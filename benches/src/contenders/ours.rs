@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use session_core::{Error, Record, SessionStore, StoreKey, Update};
+use session_core::{Error, SessionStore, StoreKey, Update};
 
 use crate::clock::BenchClock;
+use crate::fan_out::fan_out;
+use crate::keys::record;
 use crate::namespace::Namespace;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
@@ -42,17 +44,6 @@ impl Ours {
             namespace,
         }
     }
-
-    fn record(&self, key: &StoreKey, payload: &Bytes) -> Record {
-        Record {
-            key: *key,
-            version: 1,
-            data: payload.clone(),
-            created_at: self.clock.now(),
-            expires_at: self.clock.expiry(),
-            owner: None,
-        }
-    }
 }
 
 fn failed(op: &str, e: Error) -> BenchError {
@@ -66,47 +57,21 @@ impl Contender for Ours {
     }
 
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError> {
-        if self.preload_concurrency <= 1 {
-            for key in keys {
-                self.create(key, payload).await?;
-            }
-            return Ok(());
-        }
-        // Several tasks over interleaved slices of the keys.
-        let keys: Arc<[StoreKey]> = keys.into();
-        let tasks: Vec<_> = (0..self.preload_concurrency)
-            .map(|t| {
-                let (store, keys, payload) = (Arc::clone(&self.store), Arc::clone(&keys), payload.clone());
-                let (now, expires_at) = (self.clock.now(), self.clock.expiry());
-                let n = self.preload_concurrency;
-                tokio::spawn(async move {
-                    for key in keys.iter().skip(t).step_by(n) {
-                        let record = Record {
-                            key: *key,
-                            version: 1,
-                            data: payload.clone(),
-                            created_at: now,
-                            expires_at,
-                            owner: None,
-                        };
-                        store
-                            .create(record, now)
-                            .await
-                            .map_err(|e| failed("preload create", e))?;
-                    }
-                    Ok::<_, BenchError>(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.map_err(|e| BenchError::new("preload task", e))??;
-        }
-        Ok(())
+        let (store, payload) = (Arc::clone(&self.store), payload.clone());
+        let (now, expires_at) = (self.clock.now(), self.clock.expiry());
+        fan_out(self.preload_concurrency, keys.into(), move |key| {
+            let (store, record) = (Arc::clone(&store), record(key, payload.clone(), now, expires_at));
+            async move { store.create(record, now).await.map_err(|e| failed("preload create", e)) }
+        })
+        .await
     }
 
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
         self.store
-            .create(self.record(key, payload), self.clock.now())
+            .create(
+                record(*key, payload.clone(), self.clock.now(), self.clock.expiry()),
+                self.clock.now(),
+            )
             .await
             .map_err(|e| failed("create", e))
     }
