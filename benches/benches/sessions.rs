@@ -15,8 +15,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use benches::arena::Arena;
 use benches::lineup::Lineup;
-use benches::workload::{Arena, STORE_SIZES, full_matrix};
+use benches::workload::{STORE_SIZES, full_matrix};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn store_sizes() -> Vec<usize> {

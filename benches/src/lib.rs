@@ -26,6 +26,7 @@
 //!
 //! It is not a load tester of HTTP stacks: no middleware is involved.
 
+pub mod arena;
 pub mod clock;
 pub mod contenders;
 pub mod error;

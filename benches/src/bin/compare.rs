@@ -16,10 +16,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use benches::arena::Arena;
 use benches::lineup::Lineup;
 use benches::measurement::{Measurement, target_dir, to_json_lines};
 use benches::report;
-use benches::workload::{Arena, STORE_SIZES, Workload, full_matrix, quick_matrix};
+use benches::workload::{STORE_SIZES, Workload, full_matrix, quick_matrix};
 
 /// Samples per cell; the median is reported.
 const SAMPLES: u32 = 5;
