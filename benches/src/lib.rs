@@ -37,6 +37,7 @@ pub mod measurement;
 pub mod namespace;
 pub mod op;
 pub mod report;
+pub mod round;
 pub mod servers;
 pub mod workload;
 
