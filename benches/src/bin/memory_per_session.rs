@@ -1,7 +1,8 @@
 //! Bytes per stored session in `MemoryStore` at 1,000,000 sessions of
 //! 256 B: heap bytes held after inserting them minus before, counted by an
 //! instrumented global allocator, divided by the number of sessions. The
-//! target of issue 7 is at most 2 × 256 + 200 = 712 B.
+//! target (see "Targets" in `benches/README.md`) is at most
+//! 2 × 256 + 200 = 712 B.
 //!
 //! ```sh
 //! cargo run -p benches --release --bin memory_per_session
