@@ -13,7 +13,7 @@
 //! as `Arc<dyn SessionStore>`, so a new backend is one family entry in
 //! [`lineup::FAMILIES`] (and its raw client).
 //!
-//! Three ways to run it:
+//! Ways to run it:
 //!
 //! - `cargo run -p benches --release --features peers --bin compare`: the quick
 //!   comparison (a few minutes on 2 cores), with progress, writing
@@ -22,7 +22,9 @@
 //!   `cargo run -p benches --release --bin report`: the full criterion run and
 //!   the report built from its results;
 //! - `cargo run -p benches --release --bin memory_per_session`: bytes per
-//!   stored session in `MemoryStore`.
+//!   stored session in `MemoryStore`;
+//! - `redis_client_cost` and `sled_op_latency` (same command shape): where a
+//!   Redis `load`'s CPU goes, and how long a sled operation holds its thread.
 //!
 //! It is not a load tester of HTTP stacks: no middleware is involved.
 
