@@ -1,7 +1,7 @@
-//! The contenders: the [`Contender`] trait, everything the workloads can
-//! measure, and its implementations, one file per kind of client: our stores
-//! through `SessionStore`, the raw clients, and (feature `peers`) the peer
-//! stores.
+//! The contenders, everything the workloads can measure: the [`Contender`]
+//! trait, the names ([`ContenderId`]) the report knows them by, and the
+//! implementations, one file per kind of client: our stores through
+//! `SessionStore`, the raw clients, and (feature `peers`) the peer stores.
 
 pub mod ours;
 pub mod raw_map;
