@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use session_core::{Bytes, Error, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Error, Overwrite, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
 use store_sled::{FlushPolicy, SledStore};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -73,9 +73,19 @@ async fn corrupted_record_bytes_give_corrupt_errors_not_panics() {
             Err(Error::Corrupt(_))
         ));
         assert!(matches!(
-            store.rotate(&key, &self::key(), now).await,
+            store.rotate(&key, &self::key(), None, now).await,
             Err(Error::Corrupt(_))
         ));
+        let write = Overwrite {
+            data: Bytes::new(),
+            expires_at: now + HOUR,
+            owner: None,
+        };
+        assert!(matches!(
+            store.overwrite(&key, write, now).await,
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(store.was_rotated(&key, now).await, Err(Error::Corrupt(_))));
         assert!(matches!(
             store.list_by_owner("alice", now).await,
             Err(Error::Corrupt(_))
