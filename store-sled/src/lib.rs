@@ -109,8 +109,11 @@
 //!   likewise: `was_rotated` is false once a mark's `until` has passed, and
 //!   the sweep removes the mark when it reaches that time (marks are never
 //!   counted in what `delete_expired` returns).
-//! - **Damaged records** give [`Error::Corrupt`] on reads and updates; `delete`
-//!   and `delete_by_owner` still remove them, and the sweep skips them.
+//! - **Damaged records** give [`Error::Corrupt`] on reads and updates;
+//!   `list_by_owner` leaves them out (logging each with the key's short
+//!   prefix, never a token or data) so one damaged record never hides an
+//!   owner's other sessions; `delete` and `delete_by_owner` still remove
+//!   them, and the sweep skips them.
 //! - **Memory**: sled's page cache is set explicitly
 //!   ([`DEFAULT_CACHE_CAPACITY`], 64 MiB; sled's own default is 1 GiB).
 //!

@@ -566,13 +566,25 @@ impl Inner {
     /// no session can join the owner or move to another key, and with the
     /// listed keys' stripes held no listed record can change, while the
     /// records are read.
+    ///
+    /// A damaged record is left out and logged (by its key's prefix, never
+    /// its bytes): one unreadable record must not hide the owner's other
+    /// sessions from a "your devices" page. Ending it is `delete_by_owner`'s
+    /// job; a read never writes.
     fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
         let _gate = self.locks.scanning_owner_entries();
         let keys = self.owner_keys(owner)?;
         let _stripes = self.locks.read_all(&keys);
         let mut live = Vec::with_capacity(keys.len());
         for key in &keys {
-            let session = self.live_session(key, now)?;
+            let session = match self.live_session(key, now) {
+                Ok(session) => session,
+                Err(Error::Corrupt(e)) => {
+                    tracing::warn!(key = %key.short(), error = %e, "sled list_by_owner skipped a damaged record");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             // A leftover entry (its record is gone, has another owner or is
             // a rotation mark now) is skipped; `delete_by_owner` removes such
             // entries.

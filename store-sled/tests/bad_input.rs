@@ -86,10 +86,8 @@ async fn corrupted_record_bytes_give_corrupt_errors_not_panics() {
             Err(Error::Corrupt(_))
         ));
         assert!(matches!(store.was_rotated(&key, now).await, Err(Error::Corrupt(_))));
-        assert!(matches!(
-            store.list_by_owner("alice", now).await,
-            Err(Error::Corrupt(_))
-        ));
+        // A listing leaves it out instead of failing.
+        assert_eq!(store.list_by_owner("alice", now).await.expect("list"), []);
         // The sweeper skips what it cannot read instead of stalling on it.
         store.create(record(now, None), now).await.expect("create");
         assert_eq!(store.delete_expired(now + 2 * HOUR, 100).await.expect("sweep"), 1);
@@ -129,6 +127,40 @@ async fn ending_all_sessions_of_an_owner_removes_damaged_ones_too() {
     assert_eq!(store.load(&fine.key, now).await.expect("load"), None);
     assert_eq!(store.delete_expired(now + 2 * HOUR, 10).await.expect("sweep"), 0);
     assert_eq!(store.verify_indexes().expect("consistent again"), 0);
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_left_out_of_its_owners_listing_not_fatal_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db")).expect("open");
+    let now = Timestamp::now();
+    let sessions: Vec<Record> = (0..3).map(|_| record(now, Some("erin"))).collect();
+    for r in &sessions {
+        store.create(r.clone(), now).await.expect("create");
+    }
+    store
+        .overwrite_record_bytes_for_tests(&sessions[1].key, b"\x02torn")
+        .expect("raw write");
+    let mut listed: Vec<StoreKey> = store
+        .list_by_owner("erin", now)
+        .await
+        .expect("a damaged record must not fail the listing")
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    listed.sort();
+    let mut healthy = vec![sessions[0].key, sessions[2].key];
+    healthy.sort();
+    assert_eq!(listed, healthy, "the readable sessions, and only those");
+    // A read leaves the damaged record where it is, for `load` to report...
+    assert!(matches!(
+        store.load(&sessions[1].key, now).await,
+        Err(Error::Corrupt(_))
+    ));
+    // ...and ending the owner's sessions ends it too.
+    assert_eq!(store.delete_by_owner("erin", now).await.expect("delete by owner"), 2);
+    assert_eq!(store.list_by_owner("erin", now).await.expect("list"), []);
+    assert!(store.is_empty());
 }
 
 #[test]
