@@ -163,6 +163,63 @@ async fn a_damaged_record_is_left_out_of_its_owners_listing_not_fatal_to_it() {
     assert!(store.is_empty());
 }
 
+/// The bytes of a record of layout 2 (see `record_layout`) at `version`: the
+/// crate's own encoding, written by hand, as damaged storage could hold it.
+fn record_bytes(r: &Record, version: u64) -> Vec<u8> {
+    let mut out = vec![2];
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&r.created_at.as_millis().to_be_bytes());
+    out.extend_from_slice(&r.expires_at.as_millis().to_be_bytes());
+    // indexed_at: where `create` filed it.
+    out.extend_from_slice(&r.expires_at.as_millis().to_be_bytes());
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(r.data.len()).expect("small data").to_be_bytes());
+    out.extend_from_slice(&r.data);
+    out
+}
+
+#[tokio::test]
+async fn a_version_at_its_maximum_is_refused_by_update_and_overwrite_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db")).expect("open");
+    let now = Timestamp::now();
+    let r = record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+    store
+        .overwrite_record_bytes_for_tests(&r.key, &record_bytes(&r, u64::MAX))
+        .expect("raw write");
+    let at_max = Record {
+        version: u64::MAX,
+        ..r.clone()
+    };
+    assert_eq!(store.load(&r.key, now).await.expect("load"), Some(at_max.clone()));
+
+    let update = Update {
+        expected_version: u64::MAX,
+        data: Bytes::from_static(b"next"),
+        expires_at: now + 2 * HOUR,
+        owner: Some("frank".into()),
+    };
+    assert!(matches!(
+        store.update(&r.key, update, now).await,
+        Err(Error::Corrupt(_))
+    ));
+    let write = Overwrite {
+        data: Bytes::from_static(b"blind"),
+        expires_at: now + 2 * HOUR,
+        owner: Some("frank".into()),
+    };
+    assert!(matches!(
+        store.overwrite(&r.key, write, now).await,
+        Err(Error::Corrupt(_))
+    ));
+    // Nothing was written: not the record, not an index entry.
+    assert_eq!(store.load(&r.key, now).await.expect("load"), Some(at_max));
+    assert_eq!(store.list_by_owner("frank", now).await.expect("list"), []);
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+    assert_eq!(store.verify_indexes().expect("consistent"), 1);
+}
+
 #[test]
 fn an_open_directory_is_in_use() {
     let dir = tempfile::tempdir().expect("tempdir");
