@@ -84,10 +84,12 @@
 //!     flushes.
 //!
 //!   Under both, a reopened database is consistent: every record and mark
-//!   decodes and is indexed, and each operation's change of a record or
-//!   mark is recovered whole or not at all; otherwise a crash leaves only
-//!   leftover index entries. The one visible trace of a crash in the middle
-//!   of an operation: a `rotate` interrupted after writing the new record
+//!   decodes and is indexed, and each change of one record or mark is
+//!   recovered whole or not at all; besides that a crash leaves only
+//!   leftover index entries. An operation that changes several records can
+//!   be cut short in its write order: `delete_by_owner` or a sweep may have
+//!   removed only some of its records (the caller got no answer, and can
+//!   call it again), and a `rotate` interrupted after writing the new record
 //!   and before replacing the old one with its mark leaves the session under
 //!   the old key unchanged and no mark, as if the rotation had not happened,
 //!   plus a copy under the new key (with the owner the rotation gave it),
