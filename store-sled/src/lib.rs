@@ -44,7 +44,8 @@
 //!   one or `set_owner`), then the mark over the old record (which drops
 //!   the old owner's entry). sled recovers a prefix of its log, so a crash
 //!   between two of these steps leaves extra entries, never a record or mark
-//!   its indexes miss. The sweep and the owner operations read the value
+//!   its indexes miss (`tests/interrupted.rs` stops a store after each sled
+//!   write of an operation, reopens it and checks just that). The sweep and the owner operations read the value
 //!   behind each entry and drop leftovers as they meet them;
 //!   [`SledStore::verify_indexes`] checks the invariant and
 //!   [`SledStore::leftover_index_entries`] counts leftovers.

@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     pub(crate) durable: AtomicU64,
     /// One flush at a time; writers that arrive meanwhile share the next one.
     pub(crate) flushing: Mutex<()>,
+    /// How many more sled writes the store may make (`u64::MAX`: no limit).
+    /// Only [`SledStore::stop_writing_after_for_tests`] lowers it.
+    pub(crate) writes_left: AtomicU64,
     pub(crate) path: PathBuf,
     /// Dropped with the store, which stops the sweeper (if any) at once.
     pub(crate) _stop_sweeper: Option<oneshot::Sender<()>>,
@@ -183,6 +186,17 @@ impl SledStore {
             .map_err(backend)
     }
 
+    /// Lets the store make `writes` more sled writes (inserts and removals in
+    /// any tree), then refuses every further one with [`Error::Backend`].
+    /// sled recovers a prefix of its log after a crash, so a store stopped
+    /// after *k* writes of an operation, flushed and reopened, holds what a
+    /// crash after those *k* writes can leave: tests walk every *k* to check
+    /// the write order. For tests only.
+    #[doc(hidden)]
+    pub fn stop_writing_after_for_tests(&self, writes: u64) {
+        self.inner.writes_left.store(writes, Ordering::SeqCst);
+    }
+
     /// A handle on the background sweeper's task (`None` without a sweeper),
     /// so that tests can check deterministically that it runs and that it
     /// ends once the last handle of the store is dropped. For tests only.
@@ -284,6 +298,23 @@ impl Inner {
 
     // ---- the trees, one plain sled call each --------------------------------
 
+    /// Called before every sled write: refuses it once a test's limit is
+    /// reached (see [`SledStore::stop_writing_after_for_tests`]). Without a
+    /// limit, one atomic load.
+    fn may_write(&self) -> Result<(), Error> {
+        let counted = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
+                u64::MAX => None,
+                0 => None,
+                left => Some(left - 1),
+            });
+        match counted {
+            Err(0) => Err(Error::backend_permanent("sled store: writes stopped by a test")),
+            _ => Ok(()),
+        }
+    }
+
     /// What is stored under `key`: a record (live or not, with its index
     /// position) or a rotation mark; undecodable bytes are
     /// [`Error::Corrupt`]. Call with `key`'s stripe held.
@@ -302,6 +333,7 @@ impl Inner {
     }
 
     fn add_expiry_entry(&self, at: Timestamp, key: &StoreKey) -> Result<(), Error> {
+        self.may_write()?;
         self.expiry
             .insert(expiry_key(at, key), &[][..])
             .map(drop)
@@ -309,10 +341,12 @@ impl Inner {
     }
 
     fn remove_expiry_entry(&self, at: Timestamp, key: &StoreKey) -> Result<(), Error> {
+        self.may_write()?;
         self.expiry.remove(expiry_key(at, key)).map(drop).map_err(backend)
     }
 
     fn add_owner_entry(&self, owner: &str, key: &StoreKey) -> Result<(), Error> {
+        self.may_write()?;
         self.owners
             .insert(owner_key(owner, key)?, &[][..])
             .map(drop)
@@ -320,6 +354,7 @@ impl Inner {
     }
 
     fn remove_owner_entry(&self, owner: &str, key: &StoreKey) -> Result<(), Error> {
+        self.may_write()?;
         self.owners.remove(owner_key(owner, key)?).map(drop).map_err(backend)
     }
 
@@ -375,6 +410,7 @@ impl Inner {
         if let Some(owner) = new.owner.filter(|_| owner_changed) {
             self.add_owner_entry(owner, key)?;
         }
+        self.may_write()?;
         self.records.insert(key.as_bytes(), value).map_err(backend)?;
         if let Some(owner) = old.and_then(|old| old.owner).filter(|_| owner_changed) {
             self.remove_owner_entry(owner, key)?;
@@ -387,6 +423,7 @@ impl Inner {
     /// entry, for the same reason as in [`replace`](Self::replace). Its
     /// expiry entry is left to the sweep, like every expiry entry.
     fn remove(&self, key: &StoreKey, old: Filed<'_>) -> Result<(), Error> {
+        self.may_write()?;
         self.records.remove(key.as_bytes()).map_err(backend)?;
         if let Some(owner) = old.owner {
             self.remove_owner_entry(owner, key)?;
@@ -399,6 +436,7 @@ impl Inner {
     /// owner operations and the sweep drop them when they meet them.
     fn remove_undecoded(&self, key: &StoreKey) -> Result<(), Error> {
         tracing::warn!(key = %key.short(), "removing a damaged sled record");
+        self.may_write()?;
         self.records.remove(key.as_bytes()).map(drop).map_err(backend)
     }
 
@@ -683,6 +721,7 @@ impl Inner {
             Err(e) => {
                 // Not an entry this crate writes: it can only be in the way.
                 tracing::warn!(error = %e, "sled sweep dropped a malformed expiry entry");
+                self.may_write()?;
                 self.expiry.remove(entry).map_err(backend)?;
                 return Ok(false);
             }
