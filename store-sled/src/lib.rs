@@ -27,15 +27,15 @@
 //! ## Guarantees
 //!
 //! - **Atomic and linearizable.** Every operation runs under the store's own
-//!   locks, and every change of a record is one atomic sled `insert` or
-//!   `remove` of its key, made while the key's lock is held; `load` and
-//!   `was_rotated` read under the same lock in read mode. `rotate` holds both keys' locks, and
-//!   `list_by_owner`/`delete_by_owner` hold a lock that keeps sessions from
-//!   joining an owner while they scan it, plus the locks of every key they
-//!   read, so each sees one instant (the conformance suite's
-//!   linearizability checker runs against this store). sled allows one
-//!   process per database, so these in-process locks see every writer. See
-//!   "Why no sled transactions" below.
+//!   locks, and every change of a record or mark is one atomic sled
+//!   `insert` or `remove` of its key, made while the key's lock is held;
+//!   `load` and `was_rotated` read under the same lock in read mode.
+//!   `rotate` holds both keys' locks, and `list_by_owner`/`delete_by_owner`
+//!   hold a lock that keeps sessions from joining an owner while they scan
+//!   it, plus the locks of every key they read, so each sees one instant
+//!   (the conformance suite's linearizability checker runs against this
+//!   store). sled allows one process per database, so these in-process locks
+//!   see every writer. See "Why no sled transactions" below.
 //! - **Indexes are a superset of the records and marks.** A write adds the
 //!   index entries its new record or mark needs, then writes it, then
 //!   removes the owner entry only the old value needed; a removal removes
@@ -45,10 +45,10 @@
 //!   the old owner's entry). sled recovers a prefix of its log, so a crash
 //!   between two of these steps leaves extra entries, never a record or mark
 //!   its indexes miss (`tests/interrupted.rs` stops a store after each sled
-//!   write of an operation, reopens it and checks just that). The sweep and the owner operations read the value
-//!   behind each entry and drop leftovers as they meet them;
-//!   [`SledStore::verify_indexes`] checks the invariant and
-//!   [`SledStore::leftover_index_entries`] counts leftovers.
+//!   write of an operation, reopens it and checks just that). The sweep and
+//!   the owner operations read the value behind each entry and drop
+//!   leftovers as they meet them; [`SledStore::verify_indexes`] checks the
+//!   invariant and [`SledStore::leftover_index_entries`] counts leftovers.
 //! - **Writes do only the sled writes they cannot avoid.** Expiry entries
 //!   are removed by the sweep alone: a deleted, rotated or re-filed
 //!   session's entry (or a deleted or replaced mark's) stays until the sweep
@@ -110,7 +110,7 @@
 //!   ([`SledStoreBuilder::sweeper`]), which stops when the store is dropped.
 //!   Without either they take disk space until overwritten. Rotation marks
 //!   likewise: `was_rotated` is false once a mark's `until` has passed, and
-//!   the sweep removes the mark when it reaches that time (marks are never
+//!   the first sweep at or after that time removes the mark (marks are never
 //!   counted in what `delete_expired` returns).
 //! - **Damaged records** give [`Error::Corrupt`] on reads and updates;
 //!   `list_by_owner` leaves them out (logging each with the key's short

@@ -167,7 +167,8 @@ impl SledStore {
     /// marks, are left for the sweep, which drops each when its time comes
     /// (never later than the expiry it was filed for); owner entries only
     /// remain after a crash in the middle of an operation or the deletion of
-    /// a damaged record, until an owner operation meets them. They cost a little disk and nothing else. A full scan, like
+    /// a damaged record, until an owner operation meets them. They cost a
+    /// little disk and nothing else. A full scan, like
     /// [`verify_indexes`](Self::verify_indexes).
     ///
     /// Errors: [`Error::Corrupt`] for a malformed index entry.
