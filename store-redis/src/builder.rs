@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use session_core::Error;
+use session_core::{ConfigError, Error};
 
 use crate::RedisStore;
 use crate::keys::KeyLayout;
@@ -71,7 +71,8 @@ impl RedisStoreBuilder {
     /// The prefix of every key this store writes (default
     /// [`DEFAULT_PREFIX`]). Several applications, or several stores, share
     /// one Redis by using distinct prefixes. It must not contain `{` or `}`
-    /// (they would break the hash tags): [`build`](Self::build) rejects it.
+    /// (they would break the hash tags): [`build`](Self::build) refuses it
+    /// with [`Error::Config`].
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -118,13 +119,13 @@ impl RedisStoreBuilder {
 
     /// Connects and returns the store.
     ///
-    /// Errors: a permanent [`Error::Backend`] for a malformed URL or prefix;
-    /// a transient one if the server cannot be reached.
+    /// Errors: [`Error::Config`] for a malformed URL or prefix, before any
+    /// I/O; a transient [`Error::Backend`] if the server cannot be reached.
     pub async fn build(self) -> Result<RedisStore, Error> {
         let keys = KeyLayout::new(self.prefix)?;
         // The URL may hold a password: report what is wrong, not the URL.
         let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::backend_permanent(format!("invalid Redis URL: {}", e.category())))?;
+            .map_err(|e| Error::Config(ConfigError::new("url", format!("not a Redis URL ({})", e.category()))))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout))

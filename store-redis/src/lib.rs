@@ -9,14 +9,15 @@
 //!
 //! - **Atomic, linearizable, one round trip.** `load` is one plain `HMGET`
 //!   of the record's fields, atomic as any single command; the store then
-//!   validates the fields and judges liveness itself. Every other operation
-//!   is one Lua script sent with EVALSHA (the script is loaded again only
-//!   when the server answers NOSCRIPT, for example after a restart). Redis
-//!   runs a command or script to completion before serving anything else, so
-//!   each operation takes effect at one instant. Scripts validate everything
-//!   they will touch before their first write, because Redis does not roll
-//!   back a script that fails half way. [`delete_expired`](SessionStore::delete_expired)
-//!   sends nothing and returns 0: the server expires records by itself.
+//!   validates the fields and judges liveness itself. `was_rotated` is one
+//!   `HMGET` too. Every other operation is one Lua script sent with EVALSHA
+//!   (the script is loaded again only when the server answers NOSCRIPT, for
+//!   example after a restart). Redis runs a command or script to completion
+//!   before serving anything else, so each operation takes effect at one
+//!   instant. Scripts validate everything they will touch before their first
+//!   write, because Redis does not roll back a script that fails half way.
+//!   [`delete_expired`](SessionStore::delete_expired) sends nothing and
+//!   returns 0: the server expires records (and rotation marks) by itself.
 //! - **Liveness by the caller's clock.** A record is live iff
 //!   `now < expires_at`, with `now` the argument of the operation; the
 //!   server's clock never decides it. Every record carries a server TTL
@@ -24,6 +25,16 @@
 //!   [grace](RedisStoreBuilder::ttl_grace), never earlier, so Redis removes
 //!   what is expired and nothing that is live (given clocks in sync within
 //!   the grace). `touch` only ever moves the TTL later.
+//! - **Rotation marks by the caller's clock too.** `rotate` returns the
+//!   moved record (read in the same script) and leaves under the old key a
+//!   hash with the one field `rotated_until`, `min(old expires_at,
+//!   now + ROTATION_MARK_TTL)`, which only `was_rotated` reads, comparing it
+//!   with its `now`. The mark keeps the old record's server TTL rather than
+//!   one at its own end, so a caller whose clock runs behind the server's
+//!   still sees it in force; it costs a few dozen bytes of memory until the
+//!   old session would have expired. Every other operation reads it as no
+//!   session; `create` and `rotate` onto the key replace it, `delete`
+//!   removes it.
 //! - **Owner index that stays small.** Each owner has a sorted set of session
 //!   keys scored by `expires_at`. Reads check every entry against its record
 //!   (expired or moved entries are skipped); every write that adds an entry
@@ -31,16 +42,20 @@
 //!   and every write gives the set a TTL at its longest-lived entry, so an
 //!   index never outgrows its owner's sessions. (Renewals only rescore an
 //!   entry and `rotate` renames one, so they skip the trimming: the index
-//!   grows only by additions.)
+//!   grows only by additions.) A `rotate` with `set_owner` (a login or a
+//!   user switch) moves the entry from the old owner's index to the new
+//!   owner's in the same script, as an `update` that changes the owner
+//!   does.
 //! - **Bad bytes are errors.** A key holding something other than a session
-//!   hash (`WRONGTYPE` territory), a missing field or a malformed number gives
-//!   [`Error::Corrupt`], and the operation writes nothing. (A hash holding
-//!   none of the session fields at all reads as absent for `load`, whose
-//!   HMGET cannot tell it from a missing key; the scripts call it corrupt.) Only `delete` and
+//!   hash (`WRONGTYPE` territory), a missing field or a malformed number
+//!   gives [`Error::Corrupt`], and the operation writes nothing. (A hash
+//!   holding none of the session fields, such as a rotation mark, reads as
+//!   absent for `load` and the scripts alike.) Only `delete` and
 //!   `delete_by_owner` go ahead: ending a session must work even when its
 //!   record is damaged, so they remove it and do not count it as live. Lost
-//!   connections and timeouts give a transient [`Error::Backend`]; nothing
-//!   panics.
+//!   connections and timeouts give a transient [`Error::Backend`]; a refused
+//!   prefix or URL an [`Error::Config`] from
+//!   [`build`](RedisStoreBuilder::build). Nothing panics.
 //! - **Reconnects by itself.** The store holds a redis-rs
 //!   `ConnectionManager`: one multiplexed connection shared by all clones of
 //!   the store, replaced in the background when it breaks. The operation that
@@ -65,8 +80,10 @@
 //! at close to the server's raw round-trip rate. The server's CPU is what
 //! bounds throughput: `load` is one plain `HMGET` (about 1 µs of server
 //! time), each write one script of about 5-10 µs without an owner and
-//! 10-15 µs with one (see `src/scripts.rs` for the measurements and
-//! what each costs), against about 1 µs for a plain `GET`/`SET`. When client
+//! 10-15 µs with one, `rotate` (rarer: a login) about twice that, as it also
+//! returns the moved record and writes the mark (see `src/scripts.rs` for
+//! the measurements and what each costs), against about 1 µs for a plain
+//! `GET`/`SET`. When client
 //! and server share a small machine, the client's CPU counts as much:
 //! `examples/client_cost.rs` (32 tasks, 256-byte sessions, 2 shared cores,
 //! two runs) measured `load` at 6.6–6.8 µs of client CPU and 3.4–5.8 µs of
@@ -86,8 +103,9 @@
 //! Cluster, a script may touch only keys of one slot that it receives in
 //! `KEYS`, which changes three things:
 //!
-//! 1. `load`, `touch`, and `create`/`update`/`delete` of a session without an
-//!    owner touch one key: they stay one atomic script.
+//! 1. `load`, `was_rotated`, `touch`, and `create`/`update`/`overwrite`/
+//!    `delete` of a session without an owner touch one key: they stay one
+//!    atomic script or command.
 //! 2. The owner index lives in another slot than the sessions it lists, so
 //!    maintaining it becomes a separate step after the record's script (the
 //!    record script returns the old owner so the client can fix both
@@ -96,15 +114,20 @@
 //!    here (every entry is checked against its record), so a missing step
 //!    only leaves an entry that later reads skip and later writes trim;
 //!    `delete_by_owner` is then per session rather than one instant.
-//! 3. `rotate` moves a record between two slots. It needs either a two-step
-//!    protocol (write the new key only if absent, then delete the old one
-//!    only if its version is unchanged, undoing the first step otherwise) or
-//!    a hash tag per *store* (`<prefix>{}` for all keys: one slot, atomic
-//!    everything, no spreading). The choice is left to the Cluster issue.
+//! 3. `rotate` moves a record between two slots and leaves the mark in the
+//!    first. It needs either a two-step protocol (write the new key only if
+//!    absent, then turn the old one into a mark only if its version is
+//!    unchanged, undoing the first step otherwise) or a hash tag per *store*
+//!    (`<prefix>{}` for all keys: one slot, atomic everything, no
+//!    spreading). A `rotate` with `set_owner` touches two indexes besides:
+//!    two more separate steps, as for an `update` that changes the owner.
+//!    The choice is left to the Cluster issue.
 //!
 //! Redis 7.0 or newer is required (tested with 7.0.15): older servers do
 //! not pass a script's own error codes through, so damaged records would
-//! surface as backend errors instead of [`Error::Corrupt`].
+//! surface as backend errors instead of [`Error::Corrupt`], and have no
+//! `PEXPIRETIME`, which `rotate` uses to give the mark the old record's
+//! TTL.
 //!
 //! ## Example
 //!
@@ -150,7 +173,10 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation};
-use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
+use session_core::{
+    Bytes, Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update,
+    async_trait,
+};
 
 pub use builder::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT, RedisStoreBuilder,
@@ -182,6 +208,14 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// What `update` and `overwrite` write; `expected` is `None` for `overwrite`.
+struct Write<'a> {
+    expected: Option<u64>,
+    data: &'a Bytes,
+    expires_at: Timestamp,
+    owner: Option<&'a str>,
+}
+
 impl RedisStore {
     /// A builder for the server at `url` (`redis://[user:password@]host:port[/db]`,
     /// or `rediss://` with TLS support compiled into redis-rs).
@@ -201,7 +235,9 @@ impl RedisStore {
 
     /// The Redis key of the session hash of `key`, for operators and tests.
     /// Its fields are `version`, `data`, `created_at`, `expires_at` (decimal
-    /// milliseconds) and `owner` (absent when none).
+    /// milliseconds) and `owner` (absent when none). After a `rotate` away
+    /// from `key` it holds a rotation mark instead: a hash with the one field
+    /// `rotated_until` (decimal milliseconds) and the old record's server TTL.
     pub fn session_key(&self, key: &StoreKey) -> String {
         self.keys.session(key)
     }
@@ -235,9 +271,42 @@ impl RedisStore {
             .map_err(reply::error)
     }
 
+    /// Sends one plain command.
+    async fn query(&self, cmd: &redis::Cmd) -> Result<Value, Error> {
+        let mut connection = self.connection.clone();
+        cmd.query_async(&mut connection).await.map_err(reply::error)
+    }
+
     /// The server TTL instant for a record expiring at `expires_at`.
     fn ttl_at(&self, expires_at: Timestamp) -> i64 {
         expires_at.as_millis().saturating_add(self.grace_ms)
+    }
+
+    /// `update` (with an expected version) and `overwrite` (without): one
+    /// script, whose version check an empty expected version turns off.
+    async fn write(&self, op: &'static str, key: &StoreKey, write: Write<'_>, now: Timestamp) -> Result<u64, Error> {
+        let mut inv = self.invocation(&SCRIPTS.write);
+        inv.key(self.keys.session(key)).arg(key.to_hex()).arg(now.as_millis());
+        match write.expected {
+            Some(v) => inv.arg(v),
+            None => inv.arg(""),
+        };
+        inv.arg(write.data.as_ref())
+            .arg(write.expires_at.as_millis())
+            .arg(self.ttl_at(write.expires_at));
+        if let Some(owner) = write.owner {
+            inv.arg(owner);
+        }
+        let value = self.run(&inv).await?;
+        let items = reply::array("a write result", &value)?.unwrap_or_default();
+        match (reply::status(items)?, items.get(1)) {
+            ("ok", Some(v)) => reply::version(v),
+            ("conflict", Some(v)) if write.expected.is_some() => Err(Error::Conflict {
+                current: reply::version(v)?,
+            }),
+            ("notfound", None) => Err(Error::NotFound),
+            (other, _) => Err(Error::Corrupt(format!("{op} returned the status {other:?}"))),
+        }
     }
 }
 
@@ -265,14 +334,11 @@ impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
         // One command, so atomic by itself: no script needed. Validation and
         // liveness (by the caller's `now`) are decided here, exactly on i64.
-        let mut connection = self.connection.clone();
-        let value: Value = redis::cmd("HMGET")
-            .arg(self.keys.session(key))
-            .arg(&["version", "data", "created_at", "expires_at", "owner"])
-            .query_async(&mut connection)
-            .await
-            .map_err(reply::error)?;
-        let Some(f) = reply::hmget_fields(value)? else {
+        // A rotation mark holds none of these fields, so it reads as absent.
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.keys.session(key))
+            .arg(&["version", "data", "created_at", "expires_at", "owner"]);
+        let Some(f) = reply::hmget_fields(self.query(&cmd).await?)? else {
             return Ok(None);
         };
         if now >= f.expires_at {
@@ -289,27 +355,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
-        let mut inv = self.invocation(&SCRIPTS.update);
-        inv.key(self.keys.session(key))
-            .arg(key.to_hex())
-            .arg(now.as_millis())
-            .arg(update.expected_version)
-            .arg(update.data.as_ref())
-            .arg(update.expires_at.as_millis())
-            .arg(self.ttl_at(update.expires_at));
-        if let Some(owner) = &update.owner {
-            inv.arg(owner.as_str());
-        }
-        let value = self.run(&inv).await?;
-        let items = reply::array("an update result", &value)?.unwrap_or_default();
-        match (reply::status(items)?, items.get(1)) {
-            ("ok", Some(v)) => reply::version(v),
-            ("conflict", Some(v)) => Err(Error::Conflict {
-                current: reply::version(v)?,
-            }),
-            ("notfound", None) => Err(Error::NotFound),
-            (other, _) => Err(Error::Corrupt(format!("update returned the status {other:?}"))),
-        }
+        let write = Write {
+            expected: Some(update.expected_version),
+            data: &update.data,
+            expires_at: update.expires_at,
+            owner: update.owner.as_deref(),
+        };
+        self.write("update", key, write, now).await
+    }
+
+    async fn overwrite(&self, key: &StoreKey, overwrite: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        let write = Write {
+            expected: None,
+            data: &overwrite.data,
+            expires_at: overwrite.expires_at,
+            owner: overwrite.owner.as_deref(),
+        };
+        self.write("overwrite", key, write, now).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
@@ -326,19 +388,36 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+    async fn rotate(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Record, Error> {
         let mut inv = self.invocation(&SCRIPTS.rotate);
         inv.key(self.keys.session(old_key))
             .key(self.keys.session(new_key))
             .arg(old_key.to_hex())
             .arg(new_key.to_hex())
-            .arg(now.as_millis());
-        match reply::int(&self.run(&inv).await?)? {
-            0 => Ok(()),
-            1 => Err(Error::NotFound),
-            2 => Err(Error::AlreadyExists),
-            n => Err(Error::Corrupt(format!("rotate returned {n}"))),
+            .arg(now.as_millis())
+            // The mark's cap, summed here on i64 (Lua has only doubles); the
+            // script takes the earlier of it and the old expiry.
+            .arg(now.saturating_add(ROTATION_MARK_TTL).as_millis());
+        if let Some(owner) = set_owner {
+            inv.arg(owner);
         }
+        reply::moved_record(self.run(&inv).await?, *new_key)
+    }
+
+    async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        // One HMGET, atomic by itself, like load: the mark's end, and the
+        // session fields that tell a mark from a record. The caller's clock
+        // decides whether the mark is still in force, never the server's.
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.keys.session(key)).arg(&reply::MARK_FIELDS);
+        let until = reply::mark_until(&self.query(&cmd).await?)?;
+        Ok(until.is_some_and(|until| now < until))
     }
 
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
@@ -364,8 +443,9 @@ impl SessionStore for RedisStore {
         u64::try_from(n).map_err(|_| Error::Corrupt(format!("delete_by_owner returned {n}")))
     }
 
-    /// Returns 0 without a round trip: Redis removes every record at its
-    /// `PEXPIREAT` by itself, and expired records are already invisible.
+    /// Returns 0 without a round trip: Redis removes every record, and every
+    /// rotation mark, at its `PEXPIREAT` by itself, and expired records are
+    /// already invisible.
     async fn delete_expired(&self, _now: Timestamp, _limit: usize) -> Result<u64, Error> {
         Ok(0)
     }

@@ -1,12 +1,13 @@
 //! Turning what Redis answers into the contract's values and errors.
 //!
-//! Every reply (of a script, or of `load`'s plain HMGET) is decoded by hand
-//! from [`Value`], so an unexpected shape (a foreign script under our SHA-1,
-//! a server bug, a damaged record) becomes [`Error::Corrupt`] and never a
-//! panic. `load` validates the record here, as the scripts do in Lua.
+//! Every reply (of a script, or of the plain HMGETs of `load` and
+//! `was_rotated`) is decoded by hand from [`Value`], so an unexpected shape
+//! (a foreign script under our SHA-1, a server bug, a damaged record)
+//! becomes [`Error::Corrupt`] and never a panic. `load` validates the record
+//! here, as the scripts do in Lua.
 
 use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind, Value};
-use session_core::{Bytes, Error, OwnedSession, StoreKey, Timestamp};
+use session_core::{Bytes, Error, OwnedSession, Record, StoreKey, Timestamp};
 
 /// Maps a client or server error. Scripts report damaged records with the
 /// error code `CORRUPT`; a `WRONGTYPE` from the server means the same.
@@ -197,6 +198,65 @@ pub(crate) fn owned_sessions(value: &Value) -> Result<Vec<OwnedSession>, Error> 
             })
         })
         .collect()
+}
+
+/// The reply of `rotate`: 1 (the old key is not live), 2 (the new key is
+/// live), or the moved record `{data, created_at, expires_at, owner}` (the
+/// owner nil when none), completed with `key` and version 1.
+pub(crate) fn moved_record(value: Value, key: StoreKey) -> Result<Record, Error> {
+    let items = match value {
+        Value::Int(1) => return Err(Error::NotFound),
+        Value::Int(2) => return Err(Error::AlreadyExists),
+        Value::Array(items) => items,
+        other => return Err(corrupt("a moved record", &other)),
+    };
+    let mut items = items.into_iter();
+    let (Some(data), Some(created_at), Some(expires_at), owner, None) =
+        (items.next(), items.next(), items.next(), items.next(), items.next())
+    else {
+        return Err(Error::Corrupt("rotate returned another count of fields".to_owned()));
+    };
+    let data = match data {
+        Value::BulkString(b) => Bytes::from(b),
+        other => return Err(corrupt("the data", &other)),
+    };
+    Ok(Record {
+        key,
+        version: 1,
+        data,
+        created_at: timestamp("created_at", &created_at)?,
+        expires_at: timestamp("expires_at", &expires_at)?,
+        owner: match owner {
+            // Lua reads an absent hash field as false, which Redis returns as
+            // nil (RESP2) or false (RESP3).
+            None | Some(Value::Nil | Value::Boolean(false)) => None,
+            Some(o) => Some(text("the owner", &o)?.to_owned()),
+        },
+    })
+}
+
+/// The fields `was_rotated` asks for: the mark's end, then the five session
+/// fields (`load`'s), which a mark has none of.
+pub(crate) const MARK_FIELDS: [&str; 6] = ["rotated_until", "version", "data", "created_at", "expires_at", "owner"];
+
+/// The reply to an HMGET of [`MARK_FIELDS`]: the instant the rotation mark
+/// stops being in force, or `None` when the key holds no mark (nothing, or
+/// a record: any session field present means a record, live or not, which
+/// is no mark). A mark whose end is not an integer is corrupt.
+pub(crate) fn mark_until(value: &Value) -> Result<Option<Timestamp>, Error> {
+    let items = array("an array of fields", value)?.unwrap_or_default();
+    let [until, session_fields @ ..] = items else {
+        return Err(Error::Corrupt("HMGET of the mark fields returned no field".to_owned()));
+    };
+    if session_fields.len() != MARK_FIELDS.len() - 1 {
+        return Err(Error::Corrupt(
+            "HMGET of the mark fields returned another count".to_owned(),
+        ));
+    }
+    if matches!(until, Value::Nil) || session_fields.iter().any(|v| !matches!(v, Value::Nil)) {
+        return Ok(None);
+    }
+    timestamp("the rotation mark's end", until).map(Some)
 }
 
 /// The status word of a reply such as `{'ok', version}`.

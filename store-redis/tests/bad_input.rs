@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use session_core::{Bytes, Error, Record, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -31,6 +31,14 @@ fn update(expected_version: u64, now: Timestamp) -> Update {
     }
 }
 
+fn overwrite(now: Timestamp) -> Overwrite {
+    Overwrite {
+        data: Bytes::from_static(b"\x01blind"),
+        expires_at: now + HOUR,
+        owner: None,
+    }
+}
+
 fn assert_corrupt<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) {
     assert!(
         matches!(result, Err(Error::Corrupt(_))),
@@ -44,14 +52,15 @@ async fn every_operation_is_corrupt(store: &RedisStore, key: StoreKey, now: Time
     assert_corrupt("load", store.load(&key, now).await);
     assert_corrupt("create", store.create(record(key, now, None), now).await);
     assert_corrupt("update", store.update(&key, update(1, now), now).await);
+    assert_corrupt("overwrite", store.overwrite(&key, overwrite(now), now).await);
     assert_corrupt("touch", store.touch(&key, now + HOUR * 2, now).await);
-    assert_corrupt("rotate from it", store.rotate(&key, &other, now).await);
+    assert_corrupt("rotate from it", store.rotate(&key, &other, None, now).await);
     // Rotating onto it needs a live source first.
     store
         .create(record(other, now, None), now)
         .await
         .expect("create the source");
-    assert_corrupt("rotate onto it", store.rotate(&other, &key, now).await);
+    assert_corrupt("rotate onto it", store.rotate(&other, &key, None, now).await);
     assert!(store.load(&other, now).await.expect("source untouched").is_some());
 }
 
@@ -295,4 +304,22 @@ async fn negative_instants_compare_as_numbers() {
         .expect("live");
     assert_eq!(loaded.expires_at, Timestamp::from_millis(-2));
     cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_configurations_are_refused_before_any_io() {
+    // No server is needed: both are refused before connecting.
+    for prefix in ["app{", "}app", "{tenant}:"] {
+        match RedisStore::builder("redis://127.0.0.1:1").prefix(prefix).build().await {
+            Err(Error::Config(e)) => assert_eq!(e.setting(), "prefix", "{e}"),
+            other => panic!("prefix {prefix:?} gave {other:?}"),
+        }
+    }
+    match RedisStore::builder("http://user:hunter2@example.com").build().await {
+        Err(Error::Config(e)) => {
+            assert_eq!(e.setting(), "url", "{e}");
+            assert!(!e.to_string().contains("hunter2"), "the error shows the password: {e}");
+        }
+        other => panic!("an http URL gave {other:?}"),
+    }
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Bytes, Error, Record, SessionStore, StoreKey, Timestamp};
+use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Timestamp};
 use store_redis::RedisStore;
 use support::PrivateServer;
 
@@ -49,11 +49,18 @@ fn record(key: StoreKey, now: Timestamp) -> Record {
 /// backend error within the bound.
 async fn every_operation_fails_fast(store: &RedisStore, key: StoreKey, now: Timestamp) {
     let fresh = conformance::fresh_key();
+    let write = Overwrite {
+        data: Bytes::new(),
+        expires_at: now + HOUR,
+        owner: None,
+    };
     let ops: Vec<(&str, Result<(), Error>, Duration)> = vec![
         timed("load", store.load(&key, now)).await,
         timed("create", store.create(record(fresh, now), now)).await,
+        timed("overwrite", store.overwrite(&key, write, now)).await,
         timed("touch", store.touch(&key, now + HOUR, now)).await,
-        timed("rotate", store.rotate(&key, &fresh, now)).await,
+        timed("rotate", store.rotate(&key, &fresh, Some("owner"), now)).await,
+        timed("was_rotated", store.was_rotated(&key, now)).await,
         timed("delete", store.delete(&key, now)).await,
         timed("list_by_owner", store.list_by_owner("owner", now)).await,
         timed("delete_by_owner", store.delete_by_owner("owner", now)).await,

@@ -1,5 +1,6 @@
 //! The owner index never grows without bound: it holds one entry per session
-//! the server still has, and expires with its longest-lived session.
+//! the server still has, and expires with its longest-lived session. It
+//! follows every write, a rotation that changes the owner included.
 
 mod support;
 
@@ -103,7 +104,7 @@ async fn the_owner_index_follows_every_write() {
     assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
 
     // Rotate renames the entry.
-    store.rotate(&a, &c, now).await.expect("rotate");
+    store.rotate(&a, &c, None, now).await.expect("rotate");
     let members: Vec<String> = conn.zrange(&dave, 0, -1).await.expect("ZRANGE");
     assert_eq!(members, vec![c.to_hex()]);
     assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
@@ -153,7 +154,102 @@ async fn every_record_carries_a_server_ttl_at_its_expiry() {
     assert!(store.touch(&a, now + HOUR * 2, now).await.expect("touch"));
     assert_eq!(ttl_of(&mut conn, &a).await, (now + HOUR * 2).as_millis() + grace);
     // Rotate carries it over exactly.
-    store.rotate(&a, &b, now).await.expect("rotate");
+    store.rotate(&a, &b, None, now).await.expect("rotate");
     assert_eq!(ttl_of(&mut conn, &b).await, (now + HOUR * 2).as_millis() + grace);
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let (gina, hank, ivan) = (
+        store.owner_index_key("gina"),
+        store.owner_index_key("hank"),
+        store.owner_index_key("ivan"),
+    );
+    let keys: Vec<StoreKey> = (0..6).map(|_| conformance::fresh_key()).collect();
+    let [long, short, logged_in, anonymous, adopted, stale] = keys[..] else {
+        unreachable!("six keys")
+    };
+    store
+        .create(record(long, now, now + HOUR * 3, "gina"), now)
+        .await
+        .expect("create");
+    store
+        .create(record(short, now, now + HOUR, "gina"), now)
+        .await
+        .expect("create");
+    let members = async |conn: &mut redis::aio::MultiplexedConnection, index: &str| -> Vec<(String, f64)> {
+        conn.zrange_withscores(index, 0, -1).await.expect("ZRANGE")
+    };
+    let expiry = async |conn: &mut redis::aio::MultiplexedConnection, key: &str| -> i64 {
+        redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .expect("PEXPIRETIME")
+    };
+
+    // A user switch: gina's longest session becomes hank's, in one step.
+    let moved = store
+        .rotate(&long, &logged_in, Some("hank"), now)
+        .await
+        .expect("rotate");
+    assert_eq!(moved.owner.as_deref(), Some("hank"));
+    let score = |t: Timestamp| t.as_millis() as f64;
+    assert_eq!(
+        members(&mut conn, &gina).await,
+        vec![(short.to_hex(), score(now + HOUR))]
+    );
+    assert_eq!(expiry(&mut conn, &gina).await, (now + HOUR).as_millis());
+    assert_eq!(
+        members(&mut conn, &hank).await,
+        vec![(logged_in.to_hex(), score(now + HOUR * 3))]
+    );
+    assert_eq!(expiry(&mut conn, &hank).await, (now + HOUR * 3).as_millis());
+    let owner: Option<String> = conn.hget(store.session_key(&logged_in), "owner").await.expect("HGET");
+    assert_eq!(owner.as_deref(), Some("hank"));
+
+    // A login from an anonymous session: only the new index changes.
+    let mut r = record(anonymous, now, now + HOUR * 2, "x");
+    r.owner = None;
+    store.create(r, now).await.expect("create");
+    store
+        .rotate(&anonymous, &adopted, Some("hank"), now)
+        .await
+        .expect("rotate");
+    assert_eq!(members(&mut conn, &hank).await.len(), 2);
+    assert_eq!(expiry(&mut conn, &hank).await, (now + HOUR * 3).as_millis());
+
+    // Onto an expired record of a third owner: its entry leaves that index.
+    store
+        .create(record(stale, now, now + HOUR, "ivan"), now)
+        .await
+        .expect("create");
+    let later = now + HOUR;
+    store
+        .rotate(&adopted, &stale, Some("gina"), later)
+        .await
+        .expect("rotate");
+    assert!(!conn.exists::<_, bool>(&ivan).await.expect("EXISTS"));
+    let listed: Vec<StoreKey> = store
+        .list_by_owner("gina", later)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(listed, vec![stale]);
+    assert_eq!(members(&mut conn, &hank).await.len(), 1);
+
+    // Setting the owner a session already has is a plain rotation.
+    let again = conformance::fresh_key();
+    store.rotate(&stale, &again, Some("gina"), later).await.expect("rotate");
+    let gina_members: Vec<String> = conn.zrange(&gina, 0, -1).await.expect("ZRANGE");
+    assert!(gina_members.contains(&again.to_hex()) && !gina_members.contains(&stale.to_hex()));
     support::delete_prefix(&support::redis_url(), store.prefix()).await;
 }
