@@ -50,11 +50,13 @@
 //!   hash (`WRONGTYPE` territory), a missing field or a malformed number
 //!   gives [`Error::Corrupt`], and the operation writes nothing. (A hash
 //!   holding none of the session fields, such as a rotation mark, reads as
-//!   absent for `load` and the scripts alike.) Only `delete` and
-//!   `delete_by_owner` go ahead: ending a session must work even when its
-//!   record is damaged, so they remove it and do not count it as live. Lost
-//!   connections and timeouts give a transient [`Error::Backend`]; a refused
-//!   prefix or URL an [`Error::Config`] from
+//!   absent for `load` and the scripts alike.) `delete` and `delete_by_owner` go ahead: ending
+//!   a session must work even when its record is damaged, so they remove it
+//!   and do not count it as live. `list_by_owner` skips a damaged record and
+//!   logs it (`tracing::warn!` with the key's short prefix, never the owner
+//!   or data): one damaged record never hides an owner's other sessions.
+//!   Lost connections and timeouts give a transient [`Error::Backend`]; a
+//!   refused prefix or URL an [`Error::Config`] from
 //!   [`build`](RedisStoreBuilder::build). Nothing panics.
 //! - **Reconnects by itself.** The store holds a redis-rs
 //!   `ConnectionManager`: one multiplexed connection shared by all clones of
@@ -433,7 +435,14 @@ impl SessionStore for RedisStore {
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
         let mut inv = self.invocation(&SCRIPTS.list_by_owner);
         inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
-        reply::owned_sessions(&self.run(&inv).await?)
+        let (sessions, skipped) = reply::owner_listing(&self.run(&inv).await?)?;
+        // Left out, not fatal: a "your devices" page still shows the rest.
+        // The log names the key by its short prefix, never the owner or data.
+        for s in skipped {
+            let key = s.key.map_or_else(|| "(not a store key)".to_owned(), |k| k.short());
+            tracing::warn!(key = %key, reason = %s.reason, "store-redis: list_by_owner skipped a damaged session record");
+        }
+        Ok(sessions)
     }
 
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {

@@ -182,22 +182,61 @@ pub(crate) fn hmget_fields(value: Value) -> Result<Option<Fields>, Error> {
     }))
 }
 
-/// Triples of (hex key, created_at, expires_at).
-pub(crate) fn owned_sessions(value: &Value) -> Result<Vec<OwnedSession>, Error> {
-    let items = array("a list of sessions", value)?.unwrap_or_default();
-    if items.len() % 3 != 0 {
-        return Err(Error::Corrupt("the session list is not made of triples".to_owned()));
+/// A record of an owner that `list_by_owner` left out because it cannot be
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Skipped {
+    /// The session's key, if the index entry is one.
+    pub(crate) key: Option<StoreKey>,
+    /// Why it cannot be read: a reason this crate wrote, never stored bytes.
+    pub(crate) reason: String,
+}
+
+/// The reply of `list_by_owner`: `{[hex, created_at, expires_at, ...],
+/// [hex, reason, ...]}`, the live sessions and the records skipped as
+/// damaged. A listed triple that does not decode (an index entry that is not
+/// a store key) is skipped too, not an error: one bad entry must not hide
+/// the owner's other sessions.
+pub(crate) fn owner_listing(value: &Value) -> Result<(Vec<OwnedSession>, Vec<Skipped>), Error> {
+    let parts = array("an owner listing", value)?.unwrap_or_default();
+    let [listed, damaged] = parts else {
+        return Err(Error::Corrupt("the owner listing is not a pair of arrays".to_owned()));
+    };
+    let listed = array("the listed sessions", listed)?.unwrap_or_default();
+    let damaged = array("the skipped sessions", damaged)?.unwrap_or_default();
+    if !listed.len().is_multiple_of(3) || !damaged.len().is_multiple_of(2) {
+        return Err(Error::Corrupt("the owner listing is malformed".to_owned()));
     }
-    items
-        .chunks_exact(3)
-        .map(|t| {
+    let entry_key = |v: &Value| {
+        text("an owner index entry", v)
+            .ok()
+            .and_then(|s| StoreKey::from_hex(s).ok())
+    };
+    let mut skipped: Vec<Skipped> = damaged
+        .chunks_exact(2)
+        .map(|p| Skipped {
+            key: entry_key(&p[0]),
+            reason: text("a reason", &p[1]).unwrap_or("unreadable").to_owned(),
+        })
+        .collect();
+    let mut sessions = Vec::with_capacity(listed.len() / 3);
+    for t in listed.chunks_exact(3) {
+        let session = store_key(&t[0]).and_then(|key| {
             Ok(OwnedSession {
-                key: store_key(&t[0])?,
+                key,
                 created_at: timestamp("created_at", &t[1])?,
                 expires_at: timestamp("expires_at", &t[2])?,
             })
-        })
-        .collect()
+        });
+        match session {
+            Ok(s) => sessions.push(s),
+            Err(e) => skipped.push(Skipped {
+                key: entry_key(&t[0]),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok((sessions, skipped))
 }
 
 /// The reply of `rotate`: 1 (the old key is not live), 2 (the new key is

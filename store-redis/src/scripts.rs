@@ -24,6 +24,9 @@
 //! exceptions are `delete` and `delete_by_owner`: ending a session must work
 //! even when its record is damaged, so they remove it without decoding it,
 //! and cannot fail on bad bytes once they have started writing.
+//! `list_by_owner` writes nothing and does not stop at a damaged record
+//! either: it skips it and returns its entry and the reason, for the client
+//! to log.
 //!
 //! # Rotation marks
 //!
@@ -510,24 +513,29 @@ return 0
 "#;
 
 /// `list_by_owner`. KEYS: owner index. ARGV: prefix, grace, owner, now.
-/// Returns [hex, created_at, expires_at, ...] of the live sessions. Reads
-/// only: it may run while other clients write, and writes nothing.
+/// Returns {[hex, created_at, expires_at, ...] of the live sessions,
+/// [hex, reason, ...] of the records it skipped as damaged}. Reads only: it
+/// may run while other clients write, and writes nothing.
 const LIST_BY_OWNER: &str = r#"
 local index, owner, now = KEYS[1], ARGV[3], ARGV[4]
 -- Scores are doubles: an inclusive bound at now keeps every live entry
 -- (rounding is monotone); the record's own expires_at then decides exactly.
 local ix = owner_index()
 local entries = ix.checked(redis.pcall('ZRANGEBYSCORE', index, now, '+inf'))
-local out = {}
+local out, damaged = {}, {}
 for _, hex in ipairs(entries) do
-  local r = read(ix.session_key(hex))
-  if r and lt(now, r.e) and r.o == owner then
+  -- parse, not read: one damaged record must not hide the owner's others.
+  local r, why = parse(ix.session_key(hex))
+  if why then
+    table.insert(damaged, hex)
+    table.insert(damaged, why)
+  elseif r and lt(now, r.e) and r.o == owner then
     table.insert(out, hex)
     table.insert(out, r.c)
     table.insert(out, r.e)
   end
 end
-return out
+return {out, damaged}
 "#;
 
 /// `delete_by_owner`. KEYS: owner index. ARGV: prefix, grace, owner, now.

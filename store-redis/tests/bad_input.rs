@@ -1,13 +1,16 @@
 //! Damaged or foreign values under the store's keys give `Error::Corrupt`,
-//! never a panic, and the failing operation writes nothing.
+//! never a panic, and the failing operation writes nothing; a listing skips
+//! them (and logs them) instead.
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::AsyncCommands;
 use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
+use tracing::instrument::WithSubscriber;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -106,6 +109,11 @@ async fn damaged_fields_are_corrupt() {
         ("expires_at", Some("1e12")),
         ("expires_at", Some("99999999999999999999999")),
     ];
+    let healthy = conformance::fresh_key();
+    store
+        .create(record(healthy, now, Some("dora")), now)
+        .await
+        .expect("create");
     let mut kept = Vec::new();
     for (i, (field, value)) in damages.into_iter().enumerate() {
         let key = conformance::fresh_key();
@@ -124,7 +132,16 @@ async fn damaged_fields_are_corrupt() {
             before, after,
             "{field} = {value:?}: a failed operation wrote to the record"
         );
-        assert_corrupt("list_by_owner", store.list_by_owner("dora", now).await);
+        // The owner's listing skips the damaged session and shows the rest.
+        let listed = store
+            .list_by_owner("dora", now)
+            .await
+            .expect("list_by_owner never fails");
+        assert_eq!(
+            listed.iter().map(|s| s.key).collect::<Vec<_>>(),
+            vec![healthy],
+            "{field} = {value:?}"
+        );
 
         // A damaged session can still be ended, alone or with its owner's.
         if i % 2 == 0 {
@@ -134,7 +151,7 @@ async fn damaged_fields_are_corrupt() {
             kept.push(redis_key);
         }
     }
-    assert_eq!(store.delete_by_owner("dora", now).await.expect("delete_by_owner"), 0);
+    assert_eq!(store.delete_by_owner("dora", now).await.expect("delete_by_owner"), 1);
     for redis_key in kept {
         assert!(
             !conn.exists::<_, bool>(&redis_key).await.expect("EXISTS"),
@@ -180,7 +197,7 @@ async fn an_owner_index_holding_a_string_is_corrupt_and_nothing_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
+async fn malformed_owner_index_entries_are_skipped() {
     let Some(store) = support::shared_store().await else {
         return;
     };
@@ -195,7 +212,8 @@ async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
     let listed = store.list_by_owner("eve", now).await.expect("list");
     assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![key]);
 
-    // An entry pointing at a session whose key is not a store key is corrupt.
+    // An entry pointing at a session whose key is not a store key is
+    // skipped too: it must not hide the owner's real session.
     let _: () = conn.zadd(&index, "zz", far).await.expect("ZADD");
     let mut fake = conn
         .hgetall::<_, Vec<(String, Vec<u8>)>>(store.session_key(&key))
@@ -207,7 +225,95 @@ async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
         .hset_multiple(format!("{}{{zz}}", store.prefix()), &fake)
         .await
         .expect("HSET");
-    assert_corrupt("list_by_owner", store.list_by_owner("eve", now).await);
+    let listed = store.list_by_owner("eve", now).await.expect("list");
+    assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![key]);
+    cleanup(&store).await;
+}
+
+/// Collects the events logged while a future runs, as text.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl Captured {
+    fn events(&self) -> Vec<String> {
+        self.0.lock().expect("no test thread panicked holding it").clone()
+    }
+}
+
+impl tracing::Subscriber for Captured {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        let mut text = Text(event.metadata().level().to_string());
+        event.record(&mut text);
+        self.0.lock().expect("no test thread panicked holding it").push(text.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_session_is_left_out_of_its_owners_listing_and_logged_by_key_prefix() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let (healthy, damaged, foreign) = (
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+    );
+    for key in [healthy, damaged, foreign] {
+        let mut r = record(key, now, Some("gus"));
+        r.data = Bytes::from_static(b"\x01secret-payload");
+        store.create(r, now).await.expect("create");
+    }
+    let _: () = conn
+        .hset(store.session_key(&damaged), "expires_at", "soon")
+        .await
+        .expect("HSET");
+    let _: () = conn.del(store.session_key(&foreign)).await.expect("DEL");
+    let _: () = conn.set(store.session_key(&foreign), "not a hash").await.expect("SET");
+
+    let captured = Captured::default();
+    let listed = store
+        .list_by_owner("gus", now)
+        .with_subscriber(captured.clone())
+        .await
+        .expect("list_by_owner never fails for a damaged record");
+    assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![healthy]);
+
+    let events = captured.events();
+    assert_eq!(events.len(), 2, "one warning per skipped record: {events:?}");
+    for key in [damaged, foreign] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with("WARN") && e.contains(&format!("key={}", key.short()))),
+            "no warning names {}: {events:?}",
+            key.short()
+        );
+    }
+    for e in &events {
+        for key in [healthy, damaged, foreign] {
+            assert!(!e.contains(&key.to_hex()), "a warning holds a whole key: {e}");
+        }
+        assert!(!e.contains("gus"), "a warning names the owner: {e}");
+        assert!(!e.contains("secret-payload"), "a warning holds session data: {e}");
+    }
     cleanup(&store).await;
 }
 
