@@ -47,10 +47,12 @@
 //!   owner's in the same script, as an `update` that changes the owner
 //!   does.
 //! - **Bad bytes are errors.** A key holding something other than a session
-//!   hash (`WRONGTYPE` territory), a missing field or a malformed number
-//!   gives [`Error::Corrupt`], and the operation writes nothing. (A hash
-//!   holding none of the session fields, such as a rotation mark, reads as
-//!   absent for `load` and the scripts alike.) `delete` and `delete_by_owner` go ahead: ending
+//!   hash (`WRONGTYPE` territory), a missing field, a malformed number or a
+//!   version over `u64::MAX` gives [`Error::Corrupt`], and the operation
+//!   writes nothing; so does an `update` or `overwrite` of a record at
+//!   version `u64::MAX`, which cannot be incremented. (A hash holding none of
+//!   the session fields, such as a rotation mark, reads as absent for `load`
+//!   and the scripts alike.) `delete` and `delete_by_owner` go ahead: ending
 //!   a session must work even when its record is damaged, so they remove it
 //!   and do not count it as live. `list_by_owner` skips a damaged record and
 //!   logs it (`tracing::warn!` with the key's short prefix, never the owner

@@ -20,13 +20,13 @@
 //! before an error stay. So every script first reads and validates everything
 //! it will touch (the record, the records it replaces, the owner indexes) and
 //! only then writes. A corrupt value is found in the read phase and the script
-//! stops with a `CORRUPT` error before it has changed anything. The two
-//! exceptions are `delete` and `delete_by_owner`: ending a session must work
-//! even when its record is damaged, so they remove it without decoding it,
-//! and cannot fail on bad bytes once they have started writing.
-//! `list_by_owner` writes nothing and does not stop at a damaged record
-//! either: it skips it and returns its entry and the reason, for the client
-//! to log.
+//! stops with a `CORRUPT` error before it has changed anything; so does a
+//! write that would move a version past `u64::MAX`. The two exceptions are
+//! `delete` and `delete_by_owner`: ending a session must work even when its
+//! record is damaged, so they remove it without decoding it, and cannot fail
+//! on bad bytes once they have started writing. `list_by_owner` writes
+//! nothing and does not stop at a damaged record either: it skips it and
+//! returns its entry and the reason, for the client to log.
 //!
 //! # Rotation marks
 //!
@@ -55,7 +55,9 @@
 //! milliseconds and versions `u64`, so the scripts never do arithmetic on
 //! them: fields hold canonical decimal strings written by this crate,
 //! compared digit by digit (`lt`) and incremented digit by digit (`incr`).
-//! Where a sum is needed (the end
+//! A stored version over `u64::MAX` is corrupt, and one of exactly
+//! `u64::MAX` is refused as `CORRUPT` by `update` and `overwrite` before
+//! they write, as it cannot be incremented. Where a sum is needed (the end
 //! of a rotation mark, `now + 60 s`) the client computes it on `i64`.
 //! Only the owner index scores are doubles; they serve ordering and garbage
 //! collection, never the liveness decision, which always reads the record.
@@ -118,8 +120,8 @@
 //!
 //! Contract v2 (not in the table) added to `rotate` one `HGET` of `data`
 //! (the reply carries the moved record), one `PEXPIRETIME`, and the mark's
-//! `HSET` and `PEXPIREAT`; and `overwrite` runs the `update` script with
-//! its version check off.
+//! `HSET` and `PEXPIREAT`; to `parse` one more comparison of the version;
+//! and `overwrite` runs the `update` script with its version check off.
 //! Measured as above (best of five, the v1 and v2 scripts interleaved) on
 //! an even busier machine (load average 3 to 5 on 2 cores, so compare only
 //! v1 with v2 of one operation): `rotate` went from 11.5 to 19.8 µs without
@@ -187,8 +189,10 @@ local function parse(key)
   if not (v or c or e or f[4]) and redis.call('HEXISTS', key, 'data') == 0 then
     return nil, nil, nil
   end
-  if not v or #v > 20 or not string.match(v, '^[1-9]%d*$') then
-    return nil, 'the version field is not a positive integer', f
+  -- At most u64::MAX (20 digits, compared as such): a longer or larger
+  -- version would make the next one unrepresentable for the client.
+  if not v or #v > 20 or not string.match(v, '^[1-9]%d*$') or (#v == 20 and lt('18446744073709551615', v)) then
+    return nil, 'the version field is not an integer from 1 to u64::MAX', f
   end
   if not c or (c ~= '0' and (#c > 20 or not string.match(c, '^%-?[1-9]%d*$'))) then
     return nil, 'the created_at field is not an integer', f
@@ -375,6 +379,10 @@ local r = read(key)
 if not (r and lt(now, r.e)) then return {'notfound'} end
 -- A stored version is never empty, so the empty string can mean "any".
 if expected ~= '' and r.v ~= expected then return {'conflict', r.v} end
+-- Read phase still: a version that cannot grow refuses the write whole.
+if r.v == '18446744073709551615' then
+  error({err = 'CORRUPT the version is u64::MAX and cannot be incremented'})
+end
 local version = incr(r.v)
 if not owner and not r.o then
   -- The usual case, no owner on either side: no index to keep.

@@ -318,6 +318,80 @@ async fn a_damaged_session_is_left_out_of_its_owners_listing_and_logged_by_key_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_at_or_past_u64_max_are_refused_before_anything_is_written() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let snapshot = async |conn: &mut redis::aio::MultiplexedConnection, key: &StoreKey| {
+        let fields: Vec<(String, Vec<u8>)> = conn.hgetall(store.session_key(key)).await.expect("HGETALL");
+        let ttl: i64 = redis::cmd("PEXPIRETIME")
+            .arg(store.session_key(key))
+            .query_async(conn)
+            .await
+            .expect("PEXPIRETIME");
+        let mut indexes = Vec::new();
+        for owner in ["vera", "walt"] {
+            let index: Vec<(String, f64)> = conn
+                .zrange_withscores(store.owner_index_key(owner), 0, -1)
+                .await
+                .expect("ZRANGE");
+            indexes.push(index);
+        }
+        (fields, ttl, indexes)
+    };
+    for version in ["18446744073709551615", "18446744073709551616", "99999999999999999999"] {
+        for owner in [None, Some("vera")] {
+            let key = conformance::fresh_key();
+            store.create(record(key, now, owner), now).await.expect("create");
+            let _: () = conn
+                .hset(store.session_key(&key), "version", version)
+                .await
+                .expect("HSET");
+            let before = snapshot(&mut conn, &key).await;
+
+            // Moving to another owner too: the index path must refuse as well.
+            let mut u = update(u64::MAX, now);
+            u.owner = Some("walt".into());
+            assert_corrupt(
+                &format!("update of version {version}"),
+                store.update(&key, u, now).await,
+            );
+            let mut w = overwrite(now);
+            w.owner = Some("walt".into());
+            assert_corrupt(
+                &format!("overwrite of version {version}"),
+                store.overwrite(&key, w, now).await,
+            );
+            assert_corrupt(
+                &format!("overwrite of version {version}"),
+                store.overwrite(&key, overwrite(now), now).await,
+            );
+            assert_eq!(
+                snapshot(&mut conn, &key).await,
+                before,
+                "version {version}, owner {owner:?}: a refused write changed something"
+            );
+
+            if version == "18446744073709551615" {
+                // The largest version is a valid record, just not writable.
+                let loaded = store.load(&key, now).await.expect("load").expect("live");
+                assert_eq!(loaded.version, u64::MAX);
+                assert!(matches!(
+                    store.update(&key, update(1, now), now).await,
+                    Err(Error::Conflict { current: u64::MAX })
+                ));
+            } else {
+                assert_corrupt("load", store.load(&key, now).await);
+                assert_corrupt("touch", store.touch(&key, now + HOUR * 2, now).await);
+            }
+        }
+    }
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numbers_beyond_double_precision_stay_exact() {
     let Some(store) = support::shared_store().await else {
         return;
