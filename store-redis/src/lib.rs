@@ -57,9 +57,15 @@
 //!   and do not count it as live. `list_by_owner` skips a damaged record and
 //!   logs it (`tracing::warn!` with the key's short prefix, never the owner
 //!   or data): one damaged record never hides an owner's other sessions.
-//!   Lost connections and timeouts give a transient [`Error::Backend`]; a
-//!   refused prefix or URL an [`Error::Config`] from
-//!   [`build`](RedisStoreBuilder::build). Nothing panics.
+//!   Nothing panics.
+//! - **Errors say what failed.** Lost connections and timeouts give a
+//!   transient [`Error::Backend`] whose message names the operation and, for
+//!   a timeout, the configured durations, e.g. ``store-redis: `load` got no
+//!   reply within the response timeout of 300 ms (or no connection within
+//!   the connection timeout of 300 ms)`` (redis-rs reports both timeouts
+//!   alike). No message holds a key, a token or session data. A refused
+//!   prefix or URL is an [`Error::Config`] from
+//!   [`build`](RedisStoreBuilder::build).
 //! - **Reconnects by itself.** The store holds a redis-rs
 //!   `ConnectionManager`: one multiplexed connection shared by all clones of
 //!   the store, replaced in the background when it breaks. The operation that
@@ -187,6 +193,7 @@ pub use builder::{
 };
 
 use keys::KeyLayout;
+use reply::Timeouts;
 use scripts::SCRIPTS;
 
 /// A session store on Redis. Cheap to clone: clones share one connection.
@@ -198,7 +205,8 @@ pub struct RedisStore {
     keys: KeyLayout,
     // Passed to the scripts as a decimal string; see ttl_grace.
     grace_ms: i64,
-    response_timeout: Duration,
+    // For error messages: a timeout says which duration ran out.
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -207,7 +215,8 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.keys.prefix())
             .field("grace_ms", &self.grace_ms)
-            .field("response_timeout", &self.response_timeout)
+            .field("response_timeout", &self.timeouts.response)
+            .field("connection_timeout", &self.timeouts.connection)
             .finish()
     }
 }
@@ -254,7 +263,7 @@ impl RedisStore {
 
     /// The configured response timeout.
     pub fn response_timeout(&self) -> Duration {
-        self.response_timeout
+        self.timeouts.response
     }
 
     /// An invocation of `script` with the arguments every script starts with:
@@ -265,20 +274,23 @@ impl RedisStore {
         invocation
     }
 
-    /// Runs a script: EVALSHA, and SCRIPT LOAD + EVALSHA only after NOSCRIPT.
-    async fn run(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, Error> {
+    /// Runs a script for operation `op`: EVALSHA, and SCRIPT LOAD + EVALSHA
+    /// only after NOSCRIPT.
+    async fn run(&self, op: &'static str, invocation: &ScriptInvocation<'_>) -> Result<Value, Error> {
         // A clone of the manager is a handle to the same connection.
         let mut connection = self.connection.clone();
         invocation
             .invoke_async::<Value>(&mut connection)
             .await
-            .map_err(reply::error)
+            .map_err(|e| reply::error(op, self.timeouts, e))
     }
 
-    /// Sends one plain command.
-    async fn query(&self, cmd: &redis::Cmd) -> Result<Value, Error> {
+    /// Sends one plain command for operation `op`.
+    async fn query(&self, op: &'static str, cmd: &redis::Cmd) -> Result<Value, Error> {
         let mut connection = self.connection.clone();
-        cmd.query_async(&mut connection).await.map_err(reply::error)
+        cmd.query_async(&mut connection)
+            .await
+            .map_err(|e| reply::error(op, self.timeouts, e))
     }
 
     /// The server TTL instant for a record expiring at `expires_at`.
@@ -301,7 +313,7 @@ impl RedisStore {
         if let Some(owner) = write.owner {
             inv.arg(owner);
         }
-        let value = self.run(&inv).await?;
+        let value = self.run(op, &inv).await?;
         let items = reply::array("a write result", &value)?.unwrap_or_default();
         match (reply::status(items)?, items.get(1)) {
             ("ok", Some(v)) => reply::version(v),
@@ -328,7 +340,7 @@ impl SessionStore for RedisStore {
         if let Some(owner) = &record.owner {
             inv.arg(owner.as_str());
         }
-        match reply::int(&self.run(&inv).await?)? {
+        match reply::int(&self.run("create", &inv).await?)? {
             1 => Ok(()),
             0 => Err(Error::AlreadyExists),
             n => Err(Error::Corrupt(format!("create returned {n}"))),
@@ -342,7 +354,7 @@ impl SessionStore for RedisStore {
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.keys.session(key))
             .arg(&["version", "data", "created_at", "expires_at", "owner"]);
-        let Some(f) = reply::hmget_fields(self.query(&cmd).await?)? else {
+        let Some(f) = reply::hmget_fields(self.query("load", &cmd).await?)? else {
             return Ok(None);
         };
         if now >= f.expires_at {
@@ -385,7 +397,7 @@ impl SessionStore for RedisStore {
             .arg(now.as_millis())
             .arg(expires_at.as_millis())
             .arg(self.ttl_at(expires_at));
-        match reply::int(&self.run(&inv).await?)? {
+        match reply::int(&self.run("touch", &inv).await?)? {
             1 => Ok(true),
             0 => Ok(false),
             n => Err(Error::Corrupt(format!("touch returned {n}"))),
@@ -411,7 +423,7 @@ impl SessionStore for RedisStore {
         if let Some(owner) = set_owner {
             inv.arg(owner);
         }
-        reply::moved_record(self.run(&inv).await?, *new_key)
+        reply::moved_record(self.run("rotate", &inv).await?, *new_key)
     }
 
     async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
@@ -420,14 +432,14 @@ impl SessionStore for RedisStore {
         // decides whether the mark is still in force, never the server's.
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.keys.session(key)).arg(&reply::MARK_FIELDS);
-        let until = reply::mark_until(&self.query(&cmd).await?)?;
+        let until = reply::mark_until(&self.query("was_rotated", &cmd).await?)?;
         Ok(until.is_some_and(|until| now < until))
     }
 
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
         let mut inv = self.invocation(&SCRIPTS.delete);
         inv.key(self.keys.session(key)).arg(key.to_hex()).arg(now.as_millis());
-        match reply::int(&self.run(&inv).await?)? {
+        match reply::int(&self.run("delete", &inv).await?)? {
             1 => Ok(true),
             0 => Ok(false),
             n => Err(Error::Corrupt(format!("delete returned {n}"))),
@@ -437,7 +449,7 @@ impl SessionStore for RedisStore {
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
         let mut inv = self.invocation(&SCRIPTS.list_by_owner);
         inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
-        let (sessions, skipped) = reply::owner_listing(&self.run(&inv).await?)?;
+        let (sessions, skipped) = reply::owner_listing(&self.run("list_by_owner", &inv).await?)?;
         // Left out, not fatal: a "your devices" page still shows the rest.
         // The log names the key by its short prefix, never the owner or data.
         for s in skipped {
@@ -450,7 +462,7 @@ impl SessionStore for RedisStore {
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
         let mut inv = self.invocation(&SCRIPTS.delete_by_owner);
         inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
-        let n = reply::int(&self.run(&inv).await?)?;
+        let n = reply::int(&self.run("delete_by_owner", &inv).await?)?;
         u64::try_from(n).map_err(|_| Error::Corrupt(format!("delete_by_owner returned {n}")))
     }
 

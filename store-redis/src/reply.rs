@@ -6,12 +6,56 @@
 //! becomes [`Error::Corrupt`] and never a panic. `load` validates the record
 //! here, as the scripts do in Lua.
 
+use std::fmt;
+use std::time::Duration;
+
 use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind, Value};
 use session_core::{Bytes, Error, OwnedSession, Record, StoreKey, Timestamp};
 
-/// Maps a client or server error. Scripts report damaged records with the
-/// error code `CORRUPT`; a `WRONGTYPE` from the server means the same.
-pub(crate) fn error(err: RedisError) -> Error {
+/// The configured timeouts, for error messages: a timeout names the one
+/// that ran out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) response: Duration,
+    pub(crate) connection: Duration,
+}
+
+/// A backend failure of one operation: its message names the operation and,
+/// for a timeout, the configured durations; the redis-rs error is the
+/// source. Neither ever holds a key: redis-rs and Redis errors name no keys,
+/// and store keys are not tokens anyway.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    source: RedisError,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `300 ms`, or `1.5s` style when not a whole number of milliseconds.
+fn duration(d: Duration) -> String {
+    if d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{d:?}")
+    }
+}
+
+/// Maps a client or server error of operation `op` (`"load"`, `"update"`,
+/// ..., or `"connect"` when building the store). Scripts report damaged
+/// records with the error code `CORRUPT`; a `WRONGTYPE` from the server
+/// means the same.
+pub(crate) fn error(op: &'static str, timeouts: Timeouts, err: RedisError) -> Error {
     match err.code() {
         Some("CORRUPT") => {
             // Redis appends " script: <sha>, on @user_script:<line>." to
@@ -41,10 +85,28 @@ pub(crate) fn error(err: RedisError) -> Error {
         ) => true,
         _ => !matches!(err.retry_method(), RetryMethod::NoRetry),
     };
-    if transient {
-        Error::backend_transient(err)
+    let message = if err.is_timeout() && op == "connect" {
+        format!(
+            "store-redis: `connect` got no connection within the connection timeout of {}",
+            duration(timeouts.connection)
+        )
+    } else if err.is_timeout() {
+        // redis-rs reports both timeouts alike: an operation that met a
+        // reconnect waits for the connection before it sends anything.
+        format!(
+            "store-redis: `{op}` got no reply within the response timeout of {} (or no connection within the \
+             connection timeout of {})",
+            duration(timeouts.response),
+            duration(timeouts.connection)
+        )
     } else {
-        Error::backend_permanent(err)
+        format!("store-redis: `{op}` failed: {err}")
+    };
+    let failure = Failure { message, source: err };
+    if transient {
+        Error::backend_transient(failure)
+    } else {
+        Error::backend_permanent(failure)
     }
 }
 
