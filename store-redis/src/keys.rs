@@ -6,9 +6,14 @@
 //! ```
 //!
 //! The braces are Redis Cluster hash tags: a session's slot depends only on
-//! its store key, an index's slot only on its owner, so sessions spread over
-//! the cluster and each record is one slot. The scripts build the same names
-//! (`session_key`, `owner_key` in the Lua prelude); the two must agree.
+//! its store key, an index's slot only on its owner (for an owner without
+//! `}`; see the crate docs for the others), so sessions spread over the
+//! cluster and each record is one slot. On one server the names are plain
+//! binary strings: with the prefix fixed, `owner:{` before and `}` after the
+//! owner, two owners always give two names, and an index name never equals
+//! a session's (`o` against `{` after the prefix). The scripts build the
+//! same names (`session_key` and `key` in the Lua index helpers); the two
+//! must agree.
 
 use session_core::{ConfigError, Error, StoreKey};
 

@@ -45,7 +45,8 @@
 //!   grows only by additions.) A `rotate` with `set_owner` (a login or a
 //!   user switch) moves the entry from the old owner's index to the new
 //!   owner's in the same script, as an `update` that changes the owner
-//!   does.
+//!   does. Owners are part of the index's key name, and any two owners the
+//!   contract accepts (braces, the longest ones) give two distinct names.
 //! - **Bad bytes are errors.** A key holding something other than a session
 //!   hash (`WRONGTYPE` territory), a missing field, a malformed number or a
 //!   version over `u64::MAX` gives [`Error::Corrupt`], and the operation
@@ -109,9 +110,12 @@
 //! and [`RedisStore::owner_index_key`]): `<prefix>{<hex store key>}` and
 //! `<prefix>owner:{<owner>}`. The braces are hash tags, so each session is in
 //! the slot of its own key (sessions spread over the cluster) and each owner
-//! index in the slot of its owner. This version talks to one server only. On
+//! index in the slot of its owner. The prefix may not contain braces (the
+//! builder refuses it), so it can never move a tag. This version talks to
+//! one server only, where key names are plain binary strings: any two owners
+//! the contract accepts give two distinct index names, braces included. On
 //! Cluster, a script may touch only keys of one slot that it receives in
-//! `KEYS`, which changes three things:
+//! `KEYS`, which changes four things:
 //!
 //! 1. `load`, `was_rotated`, `touch`, and `create`/`update`/`overwrite`/
 //!    `delete` of a session without an owner touch one key: they stay one
@@ -132,6 +136,14 @@
 //!    spreading). A `rotate` with `set_owner` touches two indexes besides:
 //!    two more separate steps, as for an `update` that changes the owner.
 //!    The choice is left to the Cluster issue.
+//! 4. An owner holding a brace does not get a tag of its own: Redis hashes
+//!    the text between the first `{` and the first `}` after it, so
+//!    `a}b` and `a}c` share the tag `a` (and the slot of owner `a`), and
+//!    `}a{` gives an empty tag, which makes Redis hash the whole name.
+//!    Correct, as every slot is computed from the name alone, but owners
+//!    sharing a tag share a slot. Cluster support should tag the index by
+//!    an encoding of the owner without braces (hex, or a digest), which is a
+//!    key layout change and needs a migration of existing indexes.
 //!
 //! Redis 7.0 or newer is required (tested with 7.0.15): older servers do
 //! not pass a script's own error codes through, so damaged records would

@@ -1,6 +1,7 @@
 //! The owner index never grows without bound: it holds one entry per session
 //! the server still has, and expires with its longest-lived session. It
-//! follows every write, a rotation that changes the owner included.
+//! follows every write, a rotation that changes the owner included, and
+//! every owner the contract accepts gets an index of its own.
 
 mod support;
 
@@ -20,6 +21,19 @@ fn record(key: StoreKey, created_at: Timestamp, expires_at: Timestamp, owner: &s
         expires_at,
         owner: Some(owner.to_owned()),
     }
+}
+
+/// The keys `list_by_owner` returns, sorted.
+async fn listed(store: &store_redis::RedisStore, owner: &str, now: Timestamp) -> Vec<StoreKey> {
+    let mut keys: Vec<StoreKey> = store
+        .list_by_owner(owner, now)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    keys.sort();
+    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,14 +250,7 @@ async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
         .await
         .expect("rotate");
     assert!(!conn.exists::<_, bool>(&ivan).await.expect("EXISTS"));
-    let listed: Vec<StoreKey> = store
-        .list_by_owner("gina", later)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.key)
-        .collect();
-    assert_eq!(listed, vec![stale]);
+    assert_eq!(listed(&store, "gina", later).await, vec![stale]);
     assert_eq!(members(&mut conn, &hank).await.len(), 1);
 
     // Setting the owner a session already has is a plain rotation.
@@ -251,5 +258,83 @@ async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
     store.rotate(&stale, &again, Some("gina"), later).await.expect("rotate");
     let gina_members: Vec<String> = conn.zrange(&gina, 0, -1).await.expect("ZRANGE");
     assert!(gina_members.contains(&again.to_hex()) && !gina_members.contains(&stale.to_hex()));
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
+
+/// Owners are part of key names here (`<prefix>owner:{<owner>}`): every
+/// owner the contract accepts, braces and the longest ones included, gets
+/// an index of its own on one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_with_braces_and_of_the_longest_length_get_indexes_of_their_own() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let longest = "o".repeat(session_core::MAX_OWNER_LEN);
+    let longest_but_last = format!("{}p", "o".repeat(session_core::MAX_OWNER_LEN - 1));
+    let braces = format!("{{{}}}", "b".repeat(session_core::MAX_OWNER_LEN - 2));
+    let owners = [
+        "a",
+        "{a}",
+        "}a{",
+        "{",
+        "}",
+        "{}",
+        "a}b",
+        "owner:{a}",
+        "}{",
+        longest.as_str(),
+        longest_but_last.as_str(),
+        braces.as_str(),
+    ];
+    for o in owners {
+        session_core::validate_owner(o).expect("an owner the contract accepts");
+    }
+    let mut index_keys: Vec<String> = owners.iter().map(|o| store.owner_index_key(o)).collect();
+    index_keys.sort();
+    index_keys.dedup();
+    assert_eq!(index_keys.len(), owners.len(), "two owners share an index key");
+
+    let mut keys = Vec::new();
+    for o in owners {
+        let key = conformance::fresh_key();
+        store
+            .create(record(key, now, now + HOUR, o), now)
+            .await
+            .expect("create");
+        keys.push(key);
+    }
+    for (o, key) in owners.iter().zip(&keys) {
+        let members: Vec<String> = conn.zrange(store.owner_index_key(o), 0, -1).await.expect("ZRANGE");
+        assert_eq!(members, vec![key.to_hex()], "owner {o:?}");
+        assert_eq!(listed(&store, o, now).await, vec![*key], "owner {o:?}");
+    }
+
+    // Moving between brace owners by update and by rotate.
+    let moved = Update {
+        expected_version: 1,
+        data: Bytes::new(),
+        expires_at: now + HOUR,
+        owner: Some("}a{".into()),
+    };
+    store.update(&keys[1], moved, now).await.expect("update");
+    let rotated = conformance::fresh_key();
+    store
+        .rotate(&keys[2], &rotated, Some("{a}"), now)
+        .await
+        .expect("rotate");
+    assert_eq!(listed(&store, "{a}", now).await, vec![rotated]);
+    assert_eq!(listed(&store, "}a{", now).await, vec![keys[1]]);
+    assert_eq!(listed(&store, "a", now).await, vec![keys[0]]);
+
+    // Deleting by the longest owner leaves the one that differs in its last
+    // byte; deleting by `{` leaves `{}` and the long braced owner.
+    assert_eq!(store.delete_by_owner(&longest, now).await.expect("delete_by_owner"), 1);
+    assert_eq!(store.delete_by_owner("{", now).await.expect("delete_by_owner"), 1);
+    assert!(listed(&store, &longest, now).await.is_empty());
+    assert_eq!(listed(&store, &longest_but_last, now).await, vec![keys[10]]);
+    assert_eq!(listed(&store, "{}", now).await, vec![keys[5]]);
+    assert_eq!(listed(&store, &braces, now).await, vec![keys[11]]);
     support::delete_prefix(&support::redis_url(), store.prefix()).await;
 }
