@@ -440,8 +440,11 @@ impl SessionStore for RedisStore {
 
     async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
         // One HMGET, atomic by itself, like load: the mark's end, and the
-        // session fields that tell a mark from a record. The caller's clock
-        // decides whether the mark is still in force, never the server's.
+        // session fields that tell a mark from a record (the same five as
+        // load's, so the two agree on what is a session; `data` comes back
+        // only when a record is there, rare after a load that found none).
+        // The caller's clock decides whether the mark is in force, never the
+        // server's.
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.keys.session(key)).arg(&reply::MARK_FIELDS);
         let until = reply::mark_until(&self.query("was_rotated", &cmd).await?)?;

@@ -380,7 +380,6 @@ mod tests {
         for bad in ["", "-", "-0", "007", "+5", "1e12", " 1", "1 ", "0x10", "--1"] {
             assert!(!canonical(bad), "{bad}");
         }
-        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
         assert_eq!(version(&bulk("18446744073709551615")).ok(), Some(u64::MAX));
         assert!(version(&bulk("18446744073709551616")).is_err());
         assert!(version(&bulk("0")).is_err());
@@ -390,7 +389,6 @@ mod tests {
 
     #[test]
     fn hmget_replies_decode_without_panics() {
-        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
         assert!(
             hmget_fields(Value::Array(vec![Value::Nil; 5]))
                 .expect("absent")
@@ -419,5 +417,91 @@ mod tests {
             assert!(matches!(hmget_fields(Value::Array(damaged)), Err(Error::Corrupt(_))));
         }
         assert!(matches!(hmget_fields(Value::Int(1)), Err(Error::Corrupt(_))));
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn rotate_replies_decode_without_panics() {
+        let key = StoreKey::from_hex(&"ab".repeat(32)).expect("64 hex digits");
+        assert!(matches!(moved_record(Value::Int(1), key), Err(Error::NotFound)));
+        assert!(matches!(moved_record(Value::Int(2), key), Err(Error::AlreadyExists)));
+        let r = moved_record(Value::Array(vec![bulk("d"), bulk("-5"), bulk("7"), bulk("ann")]), key)
+            .expect("a moved record");
+        assert_eq!((r.key, r.version, r.owner.as_deref()), (key, 1, Some("ann")));
+        assert_eq!((r.created_at.as_millis(), r.expires_at.as_millis()), (-5, 7));
+        for no_owner in [Value::Nil, Value::Boolean(false)] {
+            let r = moved_record(Value::Array(vec![bulk("d"), bulk("1"), bulk("2"), no_owner]), key)
+                .expect("a moved record");
+            assert_eq!(r.owner, None);
+        }
+        for bad in [
+            Value::Int(0),
+            Value::Nil,
+            Value::Array(vec![bulk("d"), bulk("1")]),
+            Value::Array(vec![bulk("d"), bulk("1"), bulk("2"), bulk("o"), bulk("extra")]),
+            Value::Array(vec![Value::Int(3), bulk("1"), bulk("2")]),
+            Value::Array(vec![bulk("d"), bulk("x"), bulk("2")]),
+        ] {
+            assert!(matches!(moved_record(bad, key), Err(Error::Corrupt(_))));
+        }
+    }
+
+    #[test]
+    fn a_mark_is_a_valid_end_and_no_session_field() {
+        let fields = |until: Value, rest: [Value; 5]| {
+            let mut v = vec![until];
+            v.extend(rest);
+            Value::Array(v)
+        };
+        let none = || [Value::Nil, Value::Nil, Value::Nil, Value::Nil, Value::Nil];
+        let until = mark_until(&fields(bulk("42"), none())).expect("a mark");
+        assert_eq!(until.map(|t| t.as_millis()), Some(42));
+        assert_eq!(mark_until(&fields(Value::Nil, none())).expect("nothing"), None);
+        let mut record = none();
+        record[0] = bulk("1");
+        assert_eq!(mark_until(&fields(bulk("42"), record)).expect("a record"), None);
+        assert!(matches!(
+            mark_until(&fields(bulk("soon"), none())),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            mark_until(&Value::Array(vec![bulk("42")])),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(mark_until(&Value::Int(3)), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn an_owner_listing_skips_what_it_cannot_decode() {
+        let hex = "cd".repeat(32);
+        let listing = Value::Array(vec![
+            Value::Array(vec![bulk(&hex), bulk("1"), bulk("2"), bulk("zz"), bulk("1"), bulk("2")]),
+            Value::Array(vec![bulk(&"ef".repeat(32)), bulk("the data field is missing")]),
+        ]);
+        let (sessions, skipped) = owner_listing(&listing).expect("a listing");
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].key.to_hex(), hex);
+        assert_eq!(skipped.len(), 2);
+        assert_eq!(skipped[0].key.map(|k| k.to_hex()), Some("ef".repeat(32)));
+        assert_eq!(skipped[0].reason, "the data field is missing");
+        assert_eq!(skipped[1].key, None);
+        for bad in [
+            Value::Int(1),
+            Value::Array(vec![Value::Array(vec![])]),
+            Value::Array(vec![Value::Array(vec![bulk("a")]), Value::Array(vec![])]),
+            Value::Array(vec![Value::Array(vec![]), Value::Array(vec![bulk("a")])]),
+        ] {
+            assert!(matches!(owner_listing(&bad), Err(Error::Corrupt(_))));
+        }
+    }
+
+    #[test]
+    fn durations_read_as_milliseconds() {
+        assert_eq!(duration(Duration::from_millis(300)), "300 ms");
+        assert_eq!(duration(Duration::from_secs(1)), "1000 ms");
+        assert_eq!(duration(Duration::from_micros(1500)), "1.5ms");
     }
 }

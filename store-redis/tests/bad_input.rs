@@ -326,11 +326,7 @@ async fn versions_at_or_past_u64_max_are_refused_before_anything_is_written() {
     let now = Timestamp::now();
     let snapshot = async |conn: &mut redis::aio::MultiplexedConnection, key: &StoreKey| {
         let fields: Vec<(String, Vec<u8>)> = conn.hgetall(store.session_key(key)).await.expect("HGETALL");
-        let ttl: i64 = redis::cmd("PEXPIRETIME")
-            .arg(store.session_key(key))
-            .query_async(conn)
-            .await
-            .expect("PEXPIRETIME");
+        let ttl = support::expiry(conn, &store.session_key(key)).await;
         let mut indexes = Vec::new();
         for owner in ["vera", "walt"] {
             let index: Vec<(String, f64)> = conn

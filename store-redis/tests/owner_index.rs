@@ -65,12 +65,7 @@ async fn the_owner_index_drops_entries_the_server_has_expired() {
     assert_eq!(members, vec![fresh.to_hex()]);
 
     // The index expires with its longest-lived session.
-    let index_expiry: i64 = redis::cmd("PEXPIRETIME")
-        .arg(&index)
-        .query_async(&mut conn)
-        .await
-        .expect("PEXPIRETIME");
-    assert_eq!(index_expiry, expires_at.as_millis());
+    assert_eq!(support::expiry(&mut conn, &index).await, expires_at.as_millis());
     support::delete_prefix(&support::redis_url(), store.prefix()).await;
 }
 
@@ -96,18 +91,11 @@ async fn the_owner_index_follows_every_write() {
         .create(record(b, now, now + HOUR * 5, "dave"), now)
         .await
         .expect("create");
-    let expiry = async |conn: &mut redis::aio::MultiplexedConnection, key: &str| -> i64 {
-        redis::cmd("PEXPIRETIME")
-            .arg(key)
-            .query_async(conn)
-            .await
-            .expect("PEXPIRETIME")
-    };
-    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 5).as_millis());
+    assert_eq!(support::expiry(&mut conn, &dave).await, (now + HOUR * 5).as_millis());
 
     // Deleting the longest-lived session shortens the index's TTL.
     assert!(store.delete(&b, now).await.expect("delete"));
-    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR).as_millis());
+    assert_eq!(support::expiry(&mut conn, &dave).await, (now + HOUR).as_millis());
 
     // Touch moves the score and the TTL.
     assert!(store.touch(&a, now + HOUR * 2, now).await.expect("touch"));
@@ -115,13 +103,13 @@ async fn the_owner_index_follows_every_write() {
         conn.zscore::<_, _, f64>(&dave, a.to_hex()).await.expect("ZSCORE") as i64,
         (now + HOUR * 2).as_millis()
     );
-    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
+    assert_eq!(support::expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
 
     // Rotate renames the entry.
     store.rotate(&a, &c, None, now).await.expect("rotate");
     let members: Vec<String> = conn.zrange(&dave, 0, -1).await.expect("ZRANGE");
     assert_eq!(members, vec![c.to_hex()]);
-    assert_eq!(expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
+    assert_eq!(support::expiry(&mut conn, &dave).await, (now + HOUR * 2).as_millis());
 
     // Moving the last session to another owner removes the old index.
     let moved = Update {
@@ -153,12 +141,8 @@ async fn every_record_carries_a_server_ttl_at_its_expiry() {
         .create(record(a, now, now + HOUR, "frank"), now)
         .await
         .expect("create");
-    let ttl_of = async |conn: &mut redis::aio::MultiplexedConnection, key: &StoreKey| -> i64 {
-        redis::cmd("PEXPIRETIME")
-            .arg(store.session_key(key))
-            .query_async(conn)
-            .await
-            .expect("PEXPIRETIME")
+    let ttl_of = async |conn: &mut redis::aio::MultiplexedConnection, key: &StoreKey| {
+        support::expiry(conn, &store.session_key(key)).await
     };
     let grace = 60_000;
     assert_eq!(ttl_of(&mut conn, &a).await, (now + HOUR).as_millis() + grace);
@@ -200,13 +184,6 @@ async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
     let members = async |conn: &mut redis::aio::MultiplexedConnection, index: &str| -> Vec<(String, f64)> {
         conn.zrange_withscores(index, 0, -1).await.expect("ZRANGE")
     };
-    let expiry = async |conn: &mut redis::aio::MultiplexedConnection, key: &str| -> i64 {
-        redis::cmd("PEXPIRETIME")
-            .arg(key)
-            .query_async(conn)
-            .await
-            .expect("PEXPIRETIME")
-    };
 
     // A user switch: gina's longest session becomes hank's, in one step.
     let moved = store
@@ -219,12 +196,12 @@ async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
         members(&mut conn, &gina).await,
         vec![(short.to_hex(), score(now + HOUR))]
     );
-    assert_eq!(expiry(&mut conn, &gina).await, (now + HOUR).as_millis());
+    assert_eq!(support::expiry(&mut conn, &gina).await, (now + HOUR).as_millis());
     assert_eq!(
         members(&mut conn, &hank).await,
         vec![(logged_in.to_hex(), score(now + HOUR * 3))]
     );
-    assert_eq!(expiry(&mut conn, &hank).await, (now + HOUR * 3).as_millis());
+    assert_eq!(support::expiry(&mut conn, &hank).await, (now + HOUR * 3).as_millis());
     let owner: Option<String> = conn.hget(store.session_key(&logged_in), "owner").await.expect("HGET");
     assert_eq!(owner.as_deref(), Some("hank"));
 
@@ -237,7 +214,7 @@ async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
         .await
         .expect("rotate");
     assert_eq!(members(&mut conn, &hank).await.len(), 2);
-    assert_eq!(expiry(&mut conn, &hank).await, (now + HOUR * 3).as_millis());
+    assert_eq!(support::expiry(&mut conn, &hank).await, (now + HOUR * 3).as_millis());
 
     // Onto an expired record of a third owner: its entry leaves that index.
     store

@@ -30,11 +30,7 @@ async fn fields(conn: &mut MultiplexedConnection, store: &RedisStore, key: &Stor
 }
 
 async fn server_ttl(conn: &mut MultiplexedConnection, store: &RedisStore, key: &StoreKey) -> i64 {
-    redis::cmd("PEXPIRETIME")
-        .arg(store.session_key(key))
-        .query_async(conn)
-        .await
-        .expect("PEXPIRETIME")
+    support::expiry(conn, &store.session_key(key)).await
 }
 
 /// Every operation but `was_rotated` finds no session under `key`, and
