@@ -31,10 +31,10 @@
 //!   now + ROTATION_MARK_TTL)`, which only `was_rotated` reads, comparing it
 //!   with its `now`. The mark keeps the old record's server TTL rather than
 //!   one at its own end, so a caller whose clock runs behind the server's
-//!   still sees it in force; it costs a few dozen bytes of memory until the
-//!   old session would have expired. Every other operation reads it as no
-//!   session; `create` and `rotate` onto the key replace it, `delete`
-//!   removes it.
+//!   still sees it in force; it costs about 150 bytes of server memory
+//!   (`MEMORY USAGE`, default prefix) until the old session would have
+//!   expired. Every other operation reads it as no session; `create` and
+//!   `rotate` onto the key replace it, `delete` removes it.
 //! - **Owner index that stays small.** Each owner has a sorted set of session
 //!   keys scored by `expires_at`. Reads check every entry against its record
 //!   (expired or moved entries are skipped); every write that adds an entry
@@ -57,8 +57,9 @@
 //!   a session must work even when its record is damaged, so they remove it
 //!   and do not count it as live. `list_by_owner` skips a damaged record and
 //!   logs it (`tracing::warn!` with the key's short prefix, never the owner
-//!   or data): one damaged record never hides an owner's other sessions.
-//!   Nothing panics.
+//!   or data): one damaged record never hides an owner's other sessions
+//!   (a foreign value under the index's own name still gives
+//!   [`Error::Corrupt`]: then nothing can be listed). Nothing panics.
 //! - **Errors say what failed.** Lost connections and timeouts give a
 //!   transient [`Error::Backend`] whose message names the operation and, for
 //!   a timeout, the configured durations, e.g. ``store-redis: `load` got no
