@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use crate::builder::SledStoreBuilder;
 use crate::flush_policy::FlushPolicy;
-use crate::index_keys::{expiry_key, owner_key, owner_prefix, parse_expiry_key, sortable};
+use crate::index_keys::{expiry_key, owner_key, owner_prefix, parse_expiry_key, parse_owner_key, sortable};
 use crate::locks::Locks;
 use crate::record_layout::{Mark, Slot, Stored, decode, encode, encode_mark};
 use crate::sled_error::backend;
@@ -448,10 +448,10 @@ impl Inner {
         let mut keys = Vec::new();
         for entry in self.owners.scan_prefix(&prefix).keys() {
             let entry = entry.map_err(backend)?;
-            // Anything else under the prefix (an old generation counter) is
-            // not an entry.
-            if entry.len() == prefix.len() + 32 {
-                keys.push(StoreKey::from_slice(&entry[prefix.len()..])?);
+            // Anything else under the prefix (an old generation counter, a
+            // malformed entry) is not one of the owner's sessions.
+            if let Ok(Some((_, key))) = parse_owner_key(&entry) {
+                keys.push(key);
             }
         }
         Ok(keys)
@@ -797,16 +797,7 @@ impl Inner {
         }
         for entry in self.owners.iter().keys() {
             let entry = entry.map_err(backend)?;
-            let owner_len = entry
-                .get(..4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .ok_or_else(|| corrupt("owner entry shorter than its length prefix".into()))?;
-            match entry.len().checked_sub(4 + owner_len) {
-                Some(0 | 32) => {
-                    std::str::from_utf8(&entry[4..4 + owner_len]).map_err(|_| corrupt("owner is not UTF-8".into()))?;
-                }
-                _ => return Err(corrupt(format!("owner entry of {} bytes", entry.len()))),
-            }
+            parse_owner_key(&entry).map_err(|e| corrupt(e.to_string()))?;
         }
         Ok(records)
     }
@@ -823,19 +814,12 @@ impl Inner {
         }
         for entry in self.owners.iter().keys() {
             let entry = entry.map_err(backend)?;
-            let Some(owner_len) = entry
-                .get(..4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            else {
+            // An old generation counter is not an entry.
+            let Some((owner, key)) = parse_owner_key(&entry)? else {
                 continue;
             };
-            if entry.len() != 4 + owner_len + 32 {
-                continue;
-            }
-            let owner = std::str::from_utf8(&entry[4..4 + owner_len]).ok();
-            let key = StoreKey::from_slice(&entry[4 + owner_len..])?;
             // A mark owns nothing, so an entry pointing at one is a leftover.
-            let matches = owner.is_some() && matches!(self.get(&key), Ok(Some(s)) if s.owner() == owner);
+            let matches = matches!(self.get(&key), Ok(Some(s)) if s.owner() == Some(owner));
             leftovers += u64::from(!matches);
         }
         Ok(leftovers)
