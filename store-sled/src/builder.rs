@@ -1,19 +1,18 @@
-//! [`SledStoreBuilder`]: where the database lives, how much memory it may
-//! use, when it flushes, and whether a sweeper runs; and the checks that
-//! make opening the wrong directory a clear error instead of damage.
+//! [`SledStoreBuilder`] and [`SledStore::open`]: where the database lives,
+//! how much memory it may use, when it flushes, and whether a sweeper runs;
+//! and the checks that make opening the wrong directory a clear error
+//! instead of damage.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_core::{Clock, Error, SystemClock};
 
+use crate::database::{Database, TREE_NAMES};
 use crate::flush_policy::FlushPolicy;
-use crate::locks::Locks;
-use crate::sled_error::backend;
-use crate::store::{Inner, SledStore};
+use crate::store::SledStore;
 use crate::sweeper;
 
 /// The default page cache: sled's own default is 1 GiB, far more than
@@ -21,13 +20,11 @@ use crate::sweeper;
 pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
 /// Key (in sled's default tree) of the marker that says "this database
-/// belongs to store-sled, record layout version 1".
+/// belongs to store-sled". Its value is the marker's own format, 1; the
+/// values of the `records` tree carry their layout version themselves (see
+/// `record_layout`).
 const MARKER_KEY: &[u8] = b"store-sled/format";
 const MARKER_V1: &[u8] = &[1];
-
-const RECORDS_TREE: &[u8] = b"records";
-const EXPIRY_TREE: &[u8] = b"expiry";
-const OWNERS_TREE: &[u8] = b"owners";
 
 /// The files sled keeps at the top of its directory.
 const SLED_FILES: [&str; 2] = ["conf", "db"];
@@ -77,8 +74,21 @@ impl std::fmt::Debug for SledStoreBuilder {
     }
 }
 
+impl SledStore {
+    /// A builder for a store in the directory `path` (created if missing).
+    pub fn builder(path: impl AsRef<Path>) -> SledStoreBuilder {
+        SledStoreBuilder::new(path.as_ref().to_path_buf())
+    }
+
+    /// Opens (or creates) a store in `path` with the default settings: see
+    /// [`SledStoreBuilder`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::builder(path).open()
+    }
+}
+
 impl SledStoreBuilder {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    fn new(path: PathBuf) -> Self {
         Self {
             path,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
@@ -190,10 +200,6 @@ impl SledStoreBuilder {
             }
         };
         check_marker(&db).map_err(failed)?;
-        let tree = |name: &[u8]| db.open_tree(name).map_err(backend);
-        let records = tree(RECORDS_TREE)?;
-        let expiry = tree(EXPIRY_TREE)?;
-        let owners = tree(OWNERS_TREE)?;
         let (stop_sweeper, sweeper) = match (self.sweeper, runtime) {
             (Some((period, batch)), Some(runtime)) => {
                 let (stop, prepared) = sweeper::prepare(period, batch, Arc::clone(&self.clock));
@@ -201,24 +207,11 @@ impl SledStoreBuilder {
             }
             _ => (None, None),
         };
-        let inner = Arc::new(Inner {
-            records,
-            expiry,
-            owners,
-            locks: Locks::default(),
-            flush: self.flush,
-            committed: AtomicU64::new(0),
-            durable: AtomicU64::new(0),
-            flushing: Mutex::new(()),
-            writes_left: AtomicU64::new(u64::MAX),
-            path: path.clone(),
-            _stop_sweeper: stop_sweeper,
-            db,
-        });
+        let database = Arc::new(Database::new(db, path, self.flush, stop_sweeper)?);
         // Only now that the store exists: a sweeper started sooner could take
         // the store for dropped (see the `sweeper` module).
-        let sweeper = sweeper.map(|(runtime, prepared)| prepared.start(&runtime, Arc::downgrade(&inner)));
-        Ok(SledStore { inner, sweeper })
+        let sweeper = sweeper.map(|(runtime, prepared)| prepared.start(&runtime, Arc::downgrade(&database)));
+        Ok(SledStore::new(database, sweeper))
     }
 }
 
@@ -269,7 +262,6 @@ fn check_marker(db: &sled::Db) -> Result<(), String> {
             "written by an unknown store-sled format {marker:?}; upgrade store-sled"
         )),
         None => {
-            let ours = [RECORDS_TREE, EXPIRY_TREE, OWNERS_TREE];
             let default_name = db.name();
             let mut fresh = db.is_empty();
             for name in db.tree_names() {
@@ -277,7 +269,7 @@ fn check_marker(db: &sled::Db) -> Result<(), String> {
                     continue;
                 }
                 let empty = db.open_tree(&name).map_err(io)?.is_empty();
-                fresh &= empty && ours.contains(&&name[..]);
+                fresh &= empty && TREE_NAMES.contains(&&name[..]);
             }
             if !fresh {
                 return Err("a sled database, but not a store-sled one (no store-sled marker)".into());

@@ -230,13 +230,16 @@
 //! [`Error::Backend`]: session_core::Error::Backend
 
 mod builder;
+mod database;
 mod flush_policy;
+mod group_commit;
 mod index_keys;
 mod locks;
 mod record_layout;
 mod sled_error;
 mod store;
 mod sweeper;
+mod write_limit;
 
 pub use builder::{DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, SledStoreBuilder};
 pub use flush_policy::FlushPolicy;
