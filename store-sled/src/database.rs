@@ -166,7 +166,9 @@ impl Database {
     }
 }
 
-/// What the test hooks of [`SledStore`](crate::SledStore) reach into.
+/// What the test hooks of [`SledStore`](crate::SledStore) reach into
+/// (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 impl Database {
     /// Writes `bytes` as the stored value of `key`, bypassing every check and
     /// index.

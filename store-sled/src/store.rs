@@ -20,8 +20,9 @@ use crate::flush_policy::FlushPolicy;
 #[derive(Clone)]
 pub struct SledStore {
     database: Arc<Database>,
-    /// The sweeper task, if any, for [`SledStore::sweeper_task_for_tests`].
+    /// The sweeper task, if any, for `SledStore::sweeper_task_for_tests`.
     /// Stopping it is the database's job, so that it stops with the database.
+    #[cfg(feature = "test-hooks")]
     sweeper: Option<AbortHandle>,
 }
 
@@ -36,9 +37,16 @@ impl std::fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// A handle on `database`, swept by the task `sweeper` (if any).
+    /// A handle on `database`, swept by the task `sweeper` (if any). Only the
+    /// test hooks look at the task: dropping the database stops it.
     pub(crate) fn new(database: Arc<Database>, sweeper: Option<AbortHandle>) -> Self {
-        Self { database, sweeper }
+        #[cfg(not(feature = "test-hooks"))]
+        let _ = sweeper;
+        Self {
+            database,
+            #[cfg(feature = "test-hooks")]
+            sweeper,
+        }
     }
 
     /// The database directory.
@@ -166,7 +174,9 @@ impl SledStore {
     }
 }
 
-/// Hooks for this crate's own tests.
+/// Hooks for this crate's own tests, behind the `test-hooks` feature (see
+/// `Cargo.toml`): hidden from the docs and not part of the API.
+#[cfg(feature = "test-hooks")]
 impl SledStore {
     /// Writes `bytes` as the stored value of `key`, bypassing every check and
     /// index. For tests of damaged storage only.
