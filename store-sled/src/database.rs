@@ -40,7 +40,7 @@ use crate::flush_policy::FlushPolicy;
 use crate::group_commit::{GroupCommit, Ticket};
 use crate::locks::Locks;
 use crate::record_layout::{Slot, Stored, decode};
-use crate::sled_error::backend;
+use crate::error::backend;
 use crate::write_limit::WriteLimit;
 
 const RECORDS_TREE: &[u8] = b"records";

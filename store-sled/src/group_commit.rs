@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use session_core::Error;
 
-use crate::sled_error::backend;
+use crate::error::backend;
 use crate::flush_policy::FlushPolicy;
 
 /// The flush policy and, under [`FlushPolicy::EveryWrite`], the counters

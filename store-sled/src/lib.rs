@@ -231,12 +231,12 @@
 
 mod builder;
 mod database;
+mod error;
 mod flush_policy;
 mod group_commit;
 mod index_keys;
 mod locks;
 mod record_layout;
-mod sled_error;
 mod store;
 mod sweeper;
 mod write_limit;

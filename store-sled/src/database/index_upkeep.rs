@@ -10,7 +10,7 @@ use session_core::{Error, Record, StoreKey, Timestamp};
 use super::Database;
 use crate::index_keys::{expiry_key, owner_key};
 use crate::record_layout::{Mark, Slot, Stored, encode, encode_mark};
-use crate::sled_error::backend;
+use crate::error::backend;
 
 /// Where a rewritten record's expiry-index entry goes.
 #[derive(Clone, Copy, PartialEq, Eq)]

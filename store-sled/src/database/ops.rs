@@ -9,7 +9,7 @@ use super::Database;
 use super::index_upkeep::{Filed, Filing};
 use crate::index_keys::{owner_prefix, parse_owner_key};
 use crate::record_layout::{Mark, Slot};
-use crate::sled_error::backend;
+use crate::error::backend;
 
 impl Database {
     pub(crate) fn create(&self, record: &Record, now: Timestamp) -> Result<(), Error> {

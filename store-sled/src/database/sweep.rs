@@ -10,7 +10,7 @@ use super::Database;
 use super::index_upkeep::{Filed, Filing};
 use crate::index_keys::{parse_expiry_key, sortable};
 use crate::record_layout::Slot;
-use crate::sled_error::backend;
+use crate::error::backend;
 
 /// How many expiry-index entries `delete_expired` reads per range scan.
 const SWEEP_BATCH: usize = 128;
