@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use session_core::{Clock, Error, SystemClock};
 
 use crate::database::{Database, TREE_NAMES};
+use crate::error::{cannot_open, cannot_open_io, config, may_pass};
 use crate::flush_policy::FlushPolicy;
 use crate::store::SledStore;
 use crate::sweeper;
@@ -120,7 +121,8 @@ impl SledStoreBuilder {
 
     /// Runs a background sweeper that removes up to `batch` expired records
     /// every `period` (on the current tokio runtime, so
-    /// [`open`](Self::open) must then be called inside one). It stops when
+    /// [`open`](Self::open) must then be called inside one, or it refuses
+    /// the `sweeper` setting with [`Error::Config`]). It stops when
     /// the last handle of the store is dropped. Without a sweeper, call
     /// [`delete_expired`](session_core::SessionStore::delete_expired)
     /// yourself: expired records are invisible but take space until swept.
@@ -152,54 +154,31 @@ impl SledStoreBuilder {
     /// Blocking file I/O (recovery reads the log): call it at startup, or
     /// from `spawn_blocking`.
     ///
-    /// Errors ([`Error::Backend`], permanent, naming the path):
-    /// - the path is a file, or a directory with other files and no sled
-    ///   database (nothing is written into it);
-    /// - the database is already open, in this process or another (sled
-    ///   takes an exclusive lock on it);
-    /// - the directory holds a sled database that is damaged, from another
-    ///   sled version, or not a store-sled one;
-    /// - a sweeper was asked for outside a tokio runtime.
+    /// Errors, each naming the setting or the path:
+    /// - [`Error::Config`], before anything is written: a sweeper asked for
+    ///   outside a tokio runtime (`sweeper`), or a `path` that cannot hold a
+    ///   store: a file, a directory with other files and no sled database, a
+    ///   sled database of another application, or one written by an unknown
+    ///   store-sled format;
+    /// - [`Error::Backend`], permanent: the database is already open, in
+    ///   this process or another (sled takes an exclusive lock on it), or
+    ///   its files are damaged or from another sled version;
+    /// - [`Error::Backend`] for an I/O failure, retryable when the failure
+    ///   may pass (interrupted, timed out).
     pub fn open(self) -> Result<SledStore, Error> {
-        let path = self.path.clone();
-        let failed = |why: String| {
-            Error::backend_permanent(format!("cannot open sled session store at {}: {why}", path.display()))
-        };
-        check_directory(&path).map_err(failed)?;
+        // The settings first: a refused one touches no file.
+        let lock_deadline = Instant::now() + self.lock_wait;
         let runtime = match self.sweeper {
             Some(_) => Some(
                 tokio::runtime::Handle::try_current()
-                    .map_err(|_| failed("a sweeper needs a tokio runtime: call open() inside one".into()))?,
+                    .map_err(|_| config("sweeper", "a sweeper runs on the tokio runtime: call open() inside one"))?,
             ),
             None => None,
         };
-        let config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(self.cache_capacity)
-            .temporary(self.temporary)
-            .flush_every_ms(match self.flush {
-                // Each write flushes itself; no background flusher needed.
-                FlushPolicy::EveryWrite => None,
-                FlushPolicy::Periodic(every) => Some(u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1)),
-            });
-        // sled may panic on some damaged files instead of returning an error;
-        // no input may panic this store.
-        let deadline = Instant::now() + self.lock_wait;
-        let db = loop {
-            let opened = catch_unwind(AssertUnwindSafe(|| config.open())).map_err(|_| {
-                failed("sled panicked while reading the database files; they are damaged or not sled's".into())
-            })?;
-            match opened {
-                Ok(db) => break db,
-                // A store dropped an instant ago may still hold the lock in
-                // sled's background threads: wait a bounded time for it.
-                Err(e) if is_lock_error(&e) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(failed(explain_open_error(e))),
-            }
-        };
-        check_marker(&db).map_err(failed)?;
+        let path = self.path.clone();
+        check_directory(&path)?;
+        let db = self.open_sled(lock_deadline)?;
+        check_marker(&path, &db)?;
         let (stop_sweeper, sweeper) = match (self.sweeper, runtime) {
             (Some((period, batch)), Some(runtime)) => {
                 let (stop, prepared) = sweeper::prepare(period, batch, Arc::clone(&self.clock));
@@ -213,26 +192,80 @@ impl SledStoreBuilder {
         let sweeper = sweeper.map(|(runtime, prepared)| prepared.start(&runtime, Arc::downgrade(&database)));
         Ok(SledStore::new(database, sweeper))
     }
+
+    /// Opens the sled database, waiting until `lock_deadline` for a lock
+    /// that a store dropped an instant ago may still hold.
+    fn open_sled(&self, lock_deadline: Instant) -> Result<sled::Db, Error> {
+        let config = sled::Config::new()
+            .path(&self.path)
+            .cache_capacity(self.cache_capacity)
+            .temporary(self.temporary)
+            .flush_every_ms(match self.flush {
+                // Each write flushes itself; no background flusher needed.
+                FlushPolicy::EveryWrite => None,
+                FlushPolicy::Periodic(every) => Some(u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1)),
+            });
+        loop {
+            // sled may panic on some damaged files instead of returning an
+            // error; no input may panic this store.
+            let opened = catch_unwind(AssertUnwindSafe(|| config.open())).map_err(|_| {
+                let why = "sled panicked while reading the database files; they are damaged or not sled's";
+                cannot_open(&self.path, why, false)
+            })?;
+            match opened {
+                Ok(db) => return Ok(db),
+                // sled releases the lock from its own background threads, a
+                // moment after the last handle is dropped: wait a bounded time.
+                Err(e) if is_lock_error(&e) && Instant::now() < lock_deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) if is_lock_error(&e) => {
+                    let why = "the database is in use: another SledStore (in this process or another) has it open, and sled allows one at a time";
+                    return Err(cannot_open(&self.path, why, false));
+                }
+                Err(sled::Error::Unsupported(why)) => {
+                    let why =
+                        format!("not a usable sled database (damaged, or from an incompatible sled version): {why}");
+                    return Err(cannot_open(&self.path, why, false));
+                }
+                Err(sled::Error::Corruption { at, .. }) => {
+                    let why = format!("the sled database is damaged (at {at:?})");
+                    return Err(cannot_open(&self.path, why, false));
+                }
+                Err(e) => {
+                    let retryable = may_pass(&e);
+                    return Err(cannot_open(
+                        &self.path,
+                        format!("sled could not open it: {e}"),
+                        retryable,
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Refuses a path that cannot hold our database, before sled writes anything:
 /// sled would otherwise create its files inside any directory it is given.
-fn check_directory(path: &Path) -> Result<(), String> {
+fn check_directory(path: &Path) -> Result<(), Error> {
+    let refused = |problem: &str| config("path", format!("{}: {problem}", path.display()));
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read the path: {e}")),
+        Err(e) => return Err(cannot_open_io(path, "cannot read the path", &e)),
     };
     if !meta.is_dir() {
-        return Err("the path is not a directory".into());
+        return Err(refused("not a directory"));
     }
-    let mut entries = std::fs::read_dir(path).map_err(|e| format!("cannot list the directory: {e}"))?;
+    let mut entries = std::fs::read_dir(path).map_err(|e| cannot_open_io(path, "cannot list the directory", &e))?;
     if entries.next().is_none() {
         return Ok(()); // empty: a new database
     }
     let is_sled = SLED_FILES.iter().all(|f| path.join(f).is_file());
     if !is_sled {
-        return Err("not a sled database: the directory holds other files and no sled `conf` and `db`; refusing to write into it".into());
+        return Err(refused(
+            "not a sled database: the directory holds other files and no sled `conf` and `db`; refusing to write into it",
+        ));
     }
     Ok(())
 }
@@ -241,26 +274,19 @@ fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
-fn explain_open_error(e: sled::Error) -> String {
-    match e {
-        e if is_lock_error(&e) => {
-            "the database is in use: another SledStore (in this process or another) has it open, and sled allows one at a time".into()
-        }
-        sled::Error::Unsupported(why) => format!("not a usable sled database (damaged, or from an incompatible sled version): {why}"),
-        sled::Error::Corruption { at, .. } => format!("the sled database is damaged (at {at:?})"),
-        other => format!("sled could not open it: {other}"),
-    }
-}
-
 /// A new database gets our marker; an existing one must have it, so that a
 /// sled database of another application is never read as sessions.
-fn check_marker(db: &sled::Db) -> Result<(), String> {
-    let io = |e: sled::Error| format!("cannot read the database: {e}");
+fn check_marker(path: &Path, db: &sled::Db) -> Result<(), Error> {
+    let refused = |problem: String| config("path", format!("{}: {problem}", path.display()));
+    let io = |e: sled::Error| {
+        let retryable = may_pass(&e);
+        cannot_open(path, format!("cannot read the database: {e}"), retryable)
+    };
     match db.get(MARKER_KEY).map_err(io)? {
         Some(marker) if &marker[..] == MARKER_V1 => Ok(()),
-        Some(marker) => Err(format!(
+        Some(marker) => Err(refused(format!(
             "written by an unknown store-sled format {marker:?}; upgrade store-sled"
-        )),
+        ))),
         None => {
             let default_name = db.name();
             let mut fresh = db.is_empty();
@@ -272,7 +298,9 @@ fn check_marker(db: &sled::Db) -> Result<(), String> {
                 fresh &= empty && TREE_NAMES.contains(&&name[..]);
             }
             if !fresh {
-                return Err("a sled database, but not a store-sled one (no store-sled marker)".into());
+                return Err(refused(
+                    "a sled database, but not a store-sled one (no store-sled marker)".into(),
+                ));
             }
             db.insert(MARKER_KEY, MARKER_V1).map_err(io)?;
             db.flush().map_err(io)?;

@@ -36,11 +36,11 @@ use std::path::{Path, PathBuf};
 use session_core::{Error, StoreKey, Timestamp};
 use tokio::sync::oneshot;
 
+use crate::error::backend;
 use crate::flush_policy::FlushPolicy;
 use crate::group_commit::{GroupCommit, Ticket};
 use crate::locks::Locks;
 use crate::record_layout::{Slot, Stored, decode};
-use crate::error::backend;
 use crate::write_limit::WriteLimit;
 
 const RECORDS_TREE: &[u8] = b"records";
@@ -173,10 +173,7 @@ impl Database {
     /// Writes `bytes` as the stored value of `key`, bypassing every check and
     /// index.
     pub(crate) fn overwrite_record_bytes(&self, key: &StoreKey, bytes: &[u8]) -> Result<(), Error> {
-        self.records
-            .insert(key.as_bytes(), bytes)
-            .map(drop)
-            .map_err(backend)
+        self.records.insert(key.as_bytes(), bytes).map(drop).map_err(backend)
     }
 
     /// Lets the database make `writes` more sled writes, then refuses every

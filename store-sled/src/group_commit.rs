@@ -55,7 +55,8 @@ impl GroupCommit {
     /// wrote nothing, or the policy does not flush every write). The one
     /// place that decides whether a write waits for a flush.
     pub(crate) fn ticket(&self, wrote: bool) -> Option<Ticket> {
-        (wrote && self.policy == FlushPolicy::EveryWrite).then(|| Ticket(self.committed.fetch_add(1, Ordering::SeqCst) + 1))
+        (wrote && self.policy == FlushPolicy::EveryWrite)
+            .then(|| Ticket(self.committed.fetch_add(1, Ordering::SeqCst) + 1))
     }
 
     /// Returns once the write behind `ticket` is on disk, flushing `db`

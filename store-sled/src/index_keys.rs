@@ -120,7 +120,13 @@ mod tests {
         let mut not_utf8 = owner_key("ab", &key).expect("small owner");
         not_utf8[4] = 0xff;
         let too_long = [&owner_key("ab", &key).expect("small owner")[..], &[0]].concat();
-        for bad in [&[0, 0, 1][..], &[0, 0, 0, 9, b'a'], &not_utf8, &too_long, &too_long[..10]] {
+        for bad in [
+            &[0, 0, 1][..],
+            &[0, 0, 0, 9, b'a'],
+            &not_utf8,
+            &too_long,
+            &too_long[..10],
+        ] {
             assert!(matches!(parse_owner_key(bad), Err(Error::Corrupt(_))), "{bad:?}");
         }
     }

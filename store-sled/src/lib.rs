@@ -101,9 +101,10 @@
 //!   one store (it is cheap to clone) instead. It does not scale out; for
 //!   several servers use Redis or PostgreSQL.
 //! - **Wrong directories are refused untouched**: a file, a directory with
-//!   other files, a damaged sled database, or a sled database of another
-//!   application (store-sled writes a format marker into each database it
-//!   creates).
+//!   other files, or a sled database of another application (store-sled
+//!   writes a format marker into each database it creates) are refused as
+//!   [`Error::Config`] of the `path`; a damaged sled database as a permanent
+//!   [`Error::Backend`].
 //! - **Expired records** are invisible at once (by the caller's `now`) and
 //!   removed by [`delete_expired`](session_core::SessionStore::delete_expired)
 //!   or by the optional background sweeper
@@ -228,6 +229,7 @@
 //!
 //! [`Error::Corrupt`]: session_core::Error::Corrupt
 //! [`Error::Backend`]: session_core::Error::Backend
+//! [`Error::Config`]: session_core::Error::Config
 
 mod builder;
 mod database;

@@ -91,16 +91,6 @@ async fn the_sweeper_stops_when_the_store_is_dropped() {
         .expect("reopen after the sweeper stopped");
 }
 
-#[test]
-fn a_sweeper_needs_a_runtime() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let err = SledStore::builder(dir.path().join("db"))
-        .sweeper(Duration::from_secs(1), 10)
-        .open()
-        .expect_err("no runtime here");
-    assert!(err.to_string().contains("tokio runtime"), "{err}");
-}
-
 #[tokio::test]
 async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() {
     let dir = tempfile::tempdir().expect("tempdir");

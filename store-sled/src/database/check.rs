@@ -9,9 +9,9 @@
 use session_core::{Error, StoreKey};
 
 use super::Database;
+use crate::error::backend;
 use crate::index_keys::{expiry_key, owner_key, parse_expiry_key, parse_owner_key};
 use crate::record_layout::{Slot, decode};
-use crate::error::backend;
 
 impl Database {
     /// See [`SledStore::verify_indexes`](crate::SledStore::verify_indexes).

@@ -8,9 +8,9 @@
 use session_core::{Error, Record, StoreKey, Timestamp};
 
 use super::Database;
+use crate::error::backend;
 use crate::index_keys::{expiry_key, owner_key};
 use crate::record_layout::{Mark, Slot, Stored, encode, encode_mark};
-use crate::error::backend;
 
 /// Where a rewritten record's expiry-index entry goes.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use session_core::{Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, St
 
 use super::Database;
 use super::index_upkeep::{Filed, Filing};
+use crate::error::backend;
 use crate::index_keys::{owner_prefix, parse_owner_key};
 use crate::record_layout::{Mark, Slot};
-use crate::error::backend;
 
 impl Database {
     pub(crate) fn create(&self, record: &Record, now: Timestamp) -> Result<(), Error> {

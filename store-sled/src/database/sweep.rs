@@ -8,9 +8,9 @@ use session_core::{Error, Timestamp};
 
 use super::Database;
 use super::index_upkeep::{Filed, Filing};
+use crate::error::backend;
 use crate::index_keys::{parse_expiry_key, sortable};
 use crate::record_layout::Slot;
-use crate::error::backend;
 
 /// How many expiry-index entries `delete_expired` reads per range scan.
 const SWEEP_BATCH: usize = 128;
