@@ -20,6 +20,9 @@ use crate::sweeper;
 /// session records need.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
+/// The smallest page cache sled accepts, in bytes (it panics on less).
+const MIN_CACHE_CAPACITY: u64 = 256;
+
 /// Key (in sled's default tree) of the marker that says "this database
 /// belongs to store-sled". Its value is the marker's own format, 1; the
 /// values of the `records` tree carry their layout version themselves (see
@@ -101,7 +104,8 @@ impl SledStoreBuilder {
         }
     }
 
-    /// Bytes of sled's page cache. Default [`DEFAULT_CACHE_CAPACITY`] (64 MiB).
+    /// Bytes of sled's page cache. Default [`DEFAULT_CACHE_CAPACITY`] (64 MiB);
+    /// [`open`](Self::open) refuses less than 256 bytes, sled's minimum.
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
         self.cache_capacity = bytes;
         self
@@ -155,11 +159,12 @@ impl SledStoreBuilder {
     /// from `spawn_blocking`.
     ///
     /// Errors, each naming the setting or the path:
-    /// - [`Error::Config`], before anything is written: a sweeper asked for
-    ///   outside a tokio runtime (`sweeper`), or a `path` that cannot hold a
-    ///   store: a file, a directory with other files and no sled database, a
-    ///   sled database of another application, or one written by an unknown
-    ///   store-sled format;
+    /// - [`Error::Config`], before anything is written: a cache under 256
+    ///   bytes (`cache_capacity`), a sweeper asked for outside a tokio
+    ///   runtime (`sweeper`), or a `path` that cannot hold a store: a file, a
+    ///   directory with other files and no sled database, a sled database of
+    ///   another application, or one written by an unknown store-sled
+    ///   format;
     /// - [`Error::Backend`], permanent: the database is already open, in
     ///   this process or another (sled takes an exclusive lock on it), or
     ///   its files are damaged or from another sled version;
@@ -167,6 +172,15 @@ impl SledStoreBuilder {
     ///   may pass (interrupted, timed out).
     pub fn open(self) -> Result<SledStore, Error> {
         // The settings first: a refused one touches no file.
+        if self.cache_capacity < MIN_CACHE_CAPACITY {
+            return Err(config(
+                "cache_capacity",
+                format!(
+                    "{} bytes, under sled's minimum of {MIN_CACHE_CAPACITY}",
+                    self.cache_capacity
+                ),
+            ));
+        }
         let lock_deadline = Instant::now() + self.lock_wait;
         let runtime = match self.sweeper {
             Some(_) => Some(

@@ -75,6 +75,23 @@ fn a_database_of_an_unknown_store_sled_format_is_refused() {
     assert!(problem.contains("unknown store-sled format"), "{problem}");
 }
 
+/// sled panics on a cache under 256 bytes; the store reported that as
+/// damaged database files.
+#[test]
+fn a_cache_under_sleds_minimum_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    for bytes in [0, 255] {
+        let problem = refused(SledStore::builder(&path).cache_capacity(bytes).open(), "cache_capacity");
+        assert!(problem.contains("256"), "{problem}");
+        assert!(!path.exists(), "a refused open created the directory");
+    }
+    SledStore::builder(&path)
+        .cache_capacity(256)
+        .open()
+        .expect("sled's minimum is accepted");
+}
+
 #[test]
 fn a_sweeper_needs_a_runtime() {
     let dir = tempfile::tempdir().expect("tempdir");
