@@ -147,7 +147,9 @@ impl SledStoreBuilder {
     ///
     /// sled releases its file lock from its own background I/O threads, a
     /// moment after the last handle of a store is dropped: without this wait,
-    /// reopening a directory right after closing it fails now and then.
+    /// reopening a directory right after closing it fails now and then. A
+    /// wait too long to add to the clock (such as `Duration::MAX`) is
+    /// refused by [`open`](Self::open) with [`Error::Config`].
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
         self
@@ -160,8 +162,9 @@ impl SledStoreBuilder {
     ///
     /// Errors, each naming the setting or the path:
     /// - [`Error::Config`], before anything is written: a cache under 256
-    ///   bytes (`cache_capacity`), a sweeper asked for outside a tokio
-    ///   runtime (`sweeper`), or a `path` that cannot hold a store: a file, a
+    ///   bytes (`cache_capacity`), a lock wait too long to add to the clock
+    ///   (`lock_wait`), a sweeper asked for outside a tokio runtime
+    ///   (`sweeper`), or a `path` that cannot hold a store: a file, a
     ///   directory with other files and no sled database, a sled database of
     ///   another application, or one written by an unknown store-sled
     ///   format;
@@ -181,7 +184,9 @@ impl SledStoreBuilder {
                 ),
             ));
         }
-        let lock_deadline = Instant::now() + self.lock_wait;
+        let lock_deadline = Instant::now()
+            .checked_add(self.lock_wait)
+            .ok_or_else(|| config("lock_wait", format!("{:?} is too long to wait", self.lock_wait)))?;
         let runtime = match self.sweeper {
             Some(_) => Some(
                 tokio::runtime::Handle::try_current()

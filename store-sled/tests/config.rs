@@ -92,6 +92,16 @@ fn a_cache_under_sleds_minimum_is_refused_before_anything_is_written() {
         .expect("sled's minimum is accepted");
 }
 
+/// `Instant::now() + Duration::MAX` overflows: the store panicked.
+#[test]
+fn a_lock_wait_too_long_to_count_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let problem = refused(SledStore::builder(&path).lock_wait(Duration::MAX).open(), "lock_wait");
+    assert!(problem.contains("too long"), "{problem}");
+    assert!(!path.exists(), "a refused open created the directory");
+}
+
 #[test]
 fn a_sweeper_needs_a_runtime() {
     let dir = tempfile::tempdir().expect("tempdir");
