@@ -74,6 +74,20 @@ pub enum PostgresError {
         #[source]
         source: sqlx::Error,
     },
+    /// The rows an operation works on kept changing under it: each attempt
+    /// met a concurrent write that committed between its snapshot and its
+    /// own write. Nothing was applied; a retry will most likely succeed.
+    #[error(
+        "PostgreSQL session store: `{op}` on table {table} gave up after {attempts} attempts that each met a concurrent write of the same key"
+    )]
+    KeptChanging {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// How many statements were sent.
+        attempts: u32,
+    },
     /// Every connection stayed busy for the whole acquire timeout.
     #[error("PostgreSQL session store: no connection became free within {} ms", .0.as_millis())]
     AcquireTimeout(Duration),

@@ -26,6 +26,19 @@ pub(crate) fn version(stored: i64) -> Result<u64, Error> {
         .ok_or_else(|| Error::Corrupt(format!("a session row has version {stored}; versions start at 1")))
 }
 
+/// A stored version that an `update` or `overwrite` may increment: at
+/// least 1 and below `i64::MAX`, the largest `bigint` (a damaged row could
+/// hold it; growing it would fail, so the write is refused).
+pub(crate) fn incrementable(stored: i64) -> Result<u64, Error> {
+    let v = version(stored)?;
+    if stored == i64::MAX {
+        return Err(Error::Corrupt(format!(
+            "a session row has version {stored}, the largest a bigint holds: it cannot be written again"
+        )));
+    }
+    Ok(v)
+}
+
 /// A live record read by `load`; `key` is the one asked for.
 pub(crate) fn record(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
     let data: Vec<u8> = column(row, "data")?;
@@ -33,6 +46,20 @@ pub(crate) fn record(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
         key,
         version: version(column(row, "version")?)?,
         // Takes the vector's allocation: no copy of the payload.
+        data: Bytes::from(data),
+        created_at: Timestamp::from_millis(column(row, "created_at")?),
+        expires_at: Timestamp::from_millis(column(row, "expires_at")?),
+        owner: column(row, "owner")?,
+    })
+}
+
+/// The record `rotate` moved to `key`, from the moved row's `data,
+/// created_at, expires_at, owner` as stored (version 1).
+pub(crate) fn moved(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
+    let data: Vec<u8> = column(row, "data")?;
+    Ok(Record {
+        key,
+        version: 1,
         data: Bytes::from(data),
         created_at: Timestamp::from_millis(column(row, "created_at")?),
         expires_at: Timestamp::from_millis(column(row, "expires_at")?),

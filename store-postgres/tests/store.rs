@@ -1,15 +1,16 @@
 //! What this backend promises beyond the shared suite: configuration is
-//! validated before any connection, migrations are idempotent and safe to
-//! race, damaged rows give `Corrupt`, and a statement stuck on a lock fails
-//! with a clear statement-timeout error, and an update that loses a race
-//! after its snapshot still reports the version it lost to.
+//! validated before any connection, migrations are idempotent, safe to race
+//! and upgrade a table in place, damaged rows give `Corrupt` where they are
+//! read and are removed where sessions are ended, a statement stuck on a lock
+//! fails with a clear statement-timeout error, and an update that loses a
+//! race after its snapshot still reports the version it lost to.
 
 mod support;
 
 use std::error::Error as _;
 use std::time::Duration;
 
-use session_core::{Error, SessionStore, Timestamp, Update};
+use session_core::{Error, Record, SessionStore, Timestamp, Update};
 use sqlx::{Connection as _, Row as _};
 use store_postgres::{ConfigError, PostgresError, PostgresStore};
 
@@ -318,4 +319,200 @@ async fn an_update_that_loses_after_its_snapshot_reports_the_version_it_lost_to(
     let stored = store.load(&r.key, now).await.expect("load").expect("live");
     assert_eq!(stored.version, 2, "the losing update wrote nothing");
     store.drop_table().await.expect("drop");
+}
+
+/// A damaged record can hold the largest `bigint` as its version: an
+/// `update` or `overwrite` would have to move it past what the column
+/// holds, so they refuse with `Corrupt` and write nothing.
+#[tokio::test]
+async fn a_version_that_cannot_grow_is_refused_as_corrupt_and_nothing_is_written() {
+    if !support::server_or_skip("a_version_that_cannot_grow_is_refused_as_corrupt_and_nothing_is_written").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b).await;
+    let now = Timestamp::now();
+    let r = support::record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+    support::execute(format!(
+        "UPDATE {} SET version = 9223372036854775807 WHERE key = '\\x{}'::bytea",
+        store.table(),
+        r.key.to_hex()
+    ))
+    .await;
+    let top = i64::MAX.unsigned_abs();
+    let write = |expected_version| Update {
+        expected_version,
+        data: session_core::Bytes::from_static(b"new"),
+        expires_at: r.expires_at + conformance::HOUR,
+        owner: Some("pia".into()),
+    };
+    assert!(matches!(
+        store.update(&r.key, write(top), now).await,
+        Err(Error::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.update(&r.key, write(1), now).await,
+        Err(Error::Conflict { current }) if current == top
+    ));
+    let blind = session_core::Overwrite {
+        data: session_core::Bytes::from_static(b"new"),
+        expires_at: r.expires_at + conformance::HOUR,
+        owner: Some("pia".into()),
+    };
+    match store.overwrite(&r.key, blind, now).await {
+        Err(Error::Corrupt(msg)) => assert!(msg.contains("9223372036854775807"), "{msg}"),
+        other => panic!("an overwrite past the largest version gave {other:?}"),
+    }
+    let stored = store.load(&r.key, now).await.expect("load").expect("live");
+    assert_eq!(
+        (stored.version, &stored.data[..], stored.expires_at, stored.owner),
+        (top, &r.data[..], r.expires_at, None),
+        "nothing was written"
+    );
+    store.drop_table().await.expect("drop");
+}
+
+/// Every owner the contract accepts works for every operation, the longest
+/// ones (1024 bytes of one-, two-, three- and four-byte characters, and two
+/// that differ only in their last character) included: they fit the owner
+/// index, and are kept apart.
+#[tokio::test]
+async fn the_longest_owners_work_for_every_operation() {
+    if !support::server_or_skip("the_longest_owners_work_for_every_operation").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b).await;
+    let now = Timestamp::now();
+    let owners = [
+        "o".repeat(1024),
+        "é".repeat(512),
+        format!("{}a", "€".repeat(341)),
+        "🦀".repeat(256),
+        format!("{}🦁", "🦀".repeat(255)),
+    ];
+    for o in &owners {
+        assert_eq!(o.len(), session_core::MAX_OWNER_LEN, "{o}");
+        session_core::validate_owner(o).expect("an accepted owner");
+    }
+    let mut keys = Vec::new();
+    for (i, o) in owners.iter().enumerate() {
+        let next = &owners[(i + 1) % owners.len()];
+        let r = support::record(now, Some(o));
+        store.create(r.clone(), now).await.expect("create");
+        let u = Update {
+            expected_version: 1,
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: Some(next.clone()),
+        };
+        assert_eq!(store.update(&r.key, u, now).await.expect("update"), 2);
+        let w = session_core::Overwrite {
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: Some(o.clone()),
+        };
+        assert_eq!(store.overwrite(&r.key, w, now).await.expect("overwrite"), 3);
+        let new_key = conformance::fresh_key();
+        let moved = store
+            .rotate(&r.key, &new_key, Some(o), now)
+            .await
+            .expect("rotate setting the owner");
+        assert_eq!(moved.owner.as_deref(), Some(o.as_str()));
+        keys.push(new_key);
+    }
+    for (o, key) in owners.iter().zip(&keys) {
+        let listed = store.list_by_owner(o, now).await.expect("list_by_owner");
+        assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![*key], "{o}");
+    }
+    for (o, key) in owners.iter().zip(&keys) {
+        assert_eq!(store.delete_by_owner(o, now).await.expect("delete_by_owner"), 1, "{o}");
+        assert!(store.load(key, now).await.expect("load").is_none());
+    }
+    store.drop_table().await.expect("drop");
+}
+
+/// A table made by version 1 of the schema, with sessions in it, upgrades in
+/// place: `migrate` applies only the later migrations, the sessions are
+/// kept, and every operation works on the upgraded table.
+#[tokio::test]
+async fn a_version_1_table_upgrades_in_place_and_keeps_its_sessions() {
+    if !support::server_or_skip("a_version_1_table_upgrades_in_place_and_keeps_its_sessions").await {
+        return;
+    }
+    let schema = support::unique_table("upgrade");
+    let store = PostgresStore::builder()
+        .url(support::database_url())
+        .schema(&schema)
+        .table("sessions")
+        .build()
+        .expect("valid configuration");
+    store.migrate_up_to_for_tests(1).await.expect("the version 1 schema");
+    let now = Timestamp::now();
+    let (live, expired) = (conformance::fresh_key(), conformance::fresh_key());
+    // Written the way version 1 of the crate wrote them: its columns only.
+    support::execute(format!(
+        "INSERT INTO \"{schema}\".sessions (key, version, data, created_at, expires_at, owner) VALUES \
+         ('\\x{}'::bytea, 4, '\\x0100'::bytea, {c}, {e}, 'vera'), \
+         ('\\x{}'::bytea, 1, '\\x0100'::bytea, {c}, {c}, NULL)",
+        live.to_hex(),
+        expired.to_hex(),
+        c = now.as_millis(),
+        e = (now + conformance::HOUR).as_millis(),
+    ))
+    .await;
+    let mut conn = support::raw_connection().await.expect("raw connection");
+    let columns_sql = "SELECT column_name::text FROM information_schema.columns \
+                       WHERE table_schema = $1 AND table_name = 'sessions' ORDER BY ordinal_position";
+    let columns: Vec<String> = sqlx::query_scalar(columns_sql)
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .expect("columns");
+    assert!(!columns.contains(&"rotated_until".to_owned()), "{columns:?}");
+
+    store.migrate().await.expect("upgrade to the latest schema");
+    store.migrate().await.expect("migrating again is a no-op");
+    let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM \"{schema}\".sessions_migrations ORDER BY version"
+    )))
+    .fetch_all(&mut conn)
+    .await
+    .expect("the ledger");
+    assert_eq!(applied, (1..=store_postgres::SCHEMA_VERSION).collect::<Vec<_>>());
+    let columns: Vec<String> = sqlx::query_scalar(columns_sql)
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .expect("columns");
+    assert!(columns.contains(&"rotated_until".to_owned()), "{columns:?}");
+    let (marks_index,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'sessions_marks'")
+            .bind(&schema)
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_indexes");
+    assert_eq!(marks_index, 1);
+
+    // The old sessions, with every operation.
+    let kept = store
+        .load(&live, now)
+        .await
+        .expect("load")
+        .expect("the live session is kept");
+    assert_eq!((kept.version, kept.owner.as_deref()), (4, Some("vera")));
+    assert_eq!(store.list_by_owner("vera", now).await.expect("list").len(), 1);
+    let new_key = conformance::fresh_key();
+    let moved = store.rotate(&live, &new_key, None, now).await.expect("rotate");
+    assert_eq!(
+        moved,
+        Record {
+            key: new_key,
+            version: 1,
+            ..kept
+        }
+    );
+    assert!(store.was_rotated(&live, now).await.expect("was_rotated"));
+    assert_eq!(store.delete_expired(now, 10).await.expect("delete_expired"), 1);
+    assert_eq!(store.delete_by_owner("vera", now).await.expect("delete_by_owner"), 1);
+    support::execute(format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
 }
