@@ -73,8 +73,9 @@
 //!   `delete_by_owner` remove them. An `update` or `overwrite` of a row at
 //!   the largest version a `bigint` holds is refused with `Corrupt`, nothing
 //!   written. Server and connection failures give [`Error::Backend`],
-//!   transient where a retry may help ([`Error::is_retryable`]). Nothing
-//!   panics on any input.
+//!   transient where a retry may help ([`Error::is_retryable`]), and tells a
+//!   statement timeout from an administrator's cancel. Nothing panics on any
+//!   input.
 //!
 //! ## Schema and migrations
 //!
@@ -193,7 +194,7 @@ mod statements;
 mod table;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_core::{
     Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update, async_trait,
@@ -207,7 +208,9 @@ pub use error::{ConfigError, PostgresError};
 pub use migrations::SCHEMA_VERSION;
 pub use table::{MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN};
 
-use error::{backend, is_aborted_without_effect, is_query_canceled, is_transient, is_unique_violation};
+use error::{
+    CancelCause, backend, cancel_cause, is_aborted_without_effect, is_query_canceled, is_transient, is_unique_violation,
+};
 use pool::Pool;
 use statements::Statements;
 use table::TableName;
@@ -220,7 +223,7 @@ use table::TableName;
 pub struct PostgresStore {
     pool: Arc<Pool>,
     table: Arc<Table>,
-    // Kept to name the timeout in errors.
+    // Kept to name the timeout in errors, and to tell it from other cancels.
     statement_timeout: Option<Duration>,
 }
 
@@ -315,9 +318,18 @@ impl PostgresStore {
     pub async fn drop_table(&self) -> Result<(), Error> {
         let sql = migrations::drop_sql(&self.table.name);
         let mut lease = self.pool.acquire().await?;
+        let started = Instant::now();
         let result = raw_sql(AssertSqlSafe(sql)).execute(lease.conn()).await;
         lease.settle(result.as_ref().err());
-        result.map(drop).map_err(|e| self.op_error("drop_table", e))
+        result.map(drop).map_err(|error| {
+            self.op_error(
+                "drop_table",
+                Failed {
+                    error,
+                    elapsed: started.elapsed(),
+                },
+            )
+        })
     }
 
     /// Closes the store's connections. Later operations, on this store and
@@ -367,18 +379,29 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn op_error(&self, op: &'static str, source: sqlx::Error) -> Error {
+    fn op_error(&self, op: &'static str, failed: Failed) -> Error {
+        let Failed { error: source, elapsed } = failed;
         let table = self.table.display.clone();
-        if let Some(timeout) = self.statement_timeout.filter(|_| is_query_canceled(&source)) {
-            return backend(
-                PostgresError::StatementTimeout {
+        if let sqlx::Error::Database(db) = &source
+            && is_query_canceled(&source)
+        {
+            let error = match cancel_cause(db.message(), elapsed, self.statement_timeout) {
+                CancelCause::Timeout => PostgresError::StatementTimeout {
                     op,
                     table,
-                    timeout,
+                    // Ours only if the statement ran that long; a shorter
+                    // server-side setting canceled it otherwise.
+                    timeout: self.statement_timeout.filter(|t| elapsed >= *t),
                     source,
                 },
-                true,
-            );
+                CancelCause::Other => PostgresError::Canceled {
+                    op,
+                    table,
+                    elapsed,
+                    source,
+                },
+            };
+            return backend(error, true);
         }
         let transient = is_transient(&source);
         backend(PostgresError::Statement { op, table, source }, transient)
@@ -410,7 +433,7 @@ impl PostgresStore {
     where
         Q: Execute<'static, Postgres> + Send + 'static,
     {
-        self.send(wanted, make).await?.map_err(|e| self.op_error(op, e))
+        self.send(wanted, make).await?.map_err(|f| self.op_error(op, f))
     }
 
     /// [`run`](Self::run) for a statement that fails with a unique
@@ -426,14 +449,14 @@ impl PostgresStore {
         Q: Execute<'static, Postgres> + Send + 'static,
     {
         match self.send(wanted, make).await? {
-            Err(e) if is_unique_violation(&e) => Ok(None),
-            other => other.map(Some).map_err(|e| self.op_error(op, e)),
+            Err(f) if is_unique_violation(&f.error) => Ok(None),
+            other => other.map(Some).map_err(|f| self.op_error(op, f)),
         }
     }
 
     /// The sending and retrying behind [`run`](Self::run); the statement's
     /// own failure is left to the caller to map.
-    async fn send<Q>(&self, wanted: Wanted, make: impl Fn() -> Q) -> Result<Result<Got, sqlx::Error>, Error>
+    async fn send<Q>(&self, wanted: Wanted, make: impl Fn() -> Q) -> Result<Result<Got, Failed>, Error>
     where
         Q: Execute<'static, Postgres> + Send + 'static,
     {
@@ -442,6 +465,7 @@ impl PostgresStore {
         loop {
             let q = make();
             let conn = lease.conn();
+            let started = Instant::now();
             let result = match wanted {
                 Wanted::RowsAffected => conn.execute(q).await.map(|r| Got::RowsAffected(r.rows_affected())),
                 Wanted::AtMostOneRow => conn.fetch_optional(q).await.map(Got::AtMostOneRow),
@@ -453,7 +477,12 @@ impl PostgresStore {
                     tracing::debug!(error = %e, "PostgreSQL session store: retrying an aborted statement");
                     attempt += 1;
                 }
-                other => return Ok(other),
+                other => {
+                    return Ok(other.map_err(|error| Failed {
+                        error,
+                        elapsed: started.elapsed(),
+                    }));
+                }
             }
         }
     }
@@ -525,6 +554,13 @@ impl PostgresStore {
             false,
         )
     }
+}
+
+/// A statement's failure and how long it had run (to tell a statement
+/// timeout from another cancel).
+struct Failed {
+    error: sqlx::Error,
+    elapsed: Duration,
 }
 
 /// What a statement's caller reads from it.

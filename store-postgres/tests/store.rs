@@ -2,8 +2,9 @@
 //! validated before any connection, migrations are idempotent, safe to race
 //! and upgrade a table in place, damaged rows give `Corrupt` where they are
 //! read and are removed where sessions are ended, a statement stuck on a lock
-//! fails with a clear statement-timeout error, and an update that loses a
-//! race after its snapshot still reports the version it lost to.
+//! fails with a clear statement-timeout error and an administrator's cancel
+//! with another, and an update that loses a race after its snapshot still
+//! reports the version it lost to.
 
 mod support;
 
@@ -318,6 +319,69 @@ async fn an_update_that_loses_after_its_snapshot_reports_the_version_it_lost_to(
     );
     let stored = store.load(&r.key, now).await.expect("load").expect("live");
     assert_eq!(stored.version, 2, "the losing update wrote nothing");
+    store.drop_table().await.expect("drop");
+}
+
+/// PostgreSQL reports a statement canceled by `pg_cancel_backend` with the
+/// same SQLSTATE (57014) as one canceled by the statement timeout: the
+/// store must not call an administrator's cancel, milliseconds into a 30 s
+/// timeout, a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrators_cancel_is_not_reported_as_a_statement_timeout() {
+    if !support::server_or_skip("an_administrators_cancel_is_not_reported_as_a_statement_timeout").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(30))).await;
+    let application = support::application_name(&store);
+    let now = Timestamp::now();
+    let r = support::record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+
+    let mut other = support::raw_connection().await.expect("raw connection");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {} WHERE key = $1 FOR UPDATE",
+        store.table()
+    )))
+    .bind(r.key.as_bytes().as_slice())
+    .fetch_one(&mut *tx)
+    .await
+    .expect("lock the row");
+    let touching = {
+        let (store, key) = (store.clone(), r.key);
+        tokio::spawn(async move { store.touch(&key, now + conformance::HOUR * 2, now).await })
+    };
+    let mut admin = support::raw_connection().await.expect("raw connection");
+    support::wait_until_waiting(&mut admin, &application, "transactionid", 1).await;
+    let canceled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = $1 AND wait_event = 'transactionid'",
+    )
+    .bind(&application)
+    .fetch_one(&mut admin)
+    .await
+    .expect("cancel the store's statement");
+    assert_eq!(canceled, 1);
+
+    let err = touching.await.expect("task").expect_err("the canceled touch fails");
+    assert!(err.is_retryable(), "a canceled statement may succeed when retried");
+    let source = postgres_error(&err).expect("a PostgresError source");
+    assert!(!source.is_statement_timeout(), "reported as a timeout: {err}");
+    assert!(source.is_canceled(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("`touch`")
+            && message.contains("was canceled (by an administrator, pg_cancel_backend, or a shutdown)")
+            && !message.contains("timeout"),
+        "{message}"
+    );
+    tx.rollback().await.expect("release the lock");
+    assert!(
+        store
+            .touch(&r.key, now + conformance::HOUR * 2, now)
+            .await
+            .expect("touch")
+    );
     store.drop_table().await.expect("drop");
 }
 
