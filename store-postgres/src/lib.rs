@@ -63,15 +63,16 @@
 //!   index, oldest first, skips rows locked by a concurrent renewal and
 //!   re-checks expiry under the row lock, so a renewed session survives it.
 //!   It also removes the rotation marks that have ended (through their own
-//!   index), without counting them.
+//!   index) and rows whose expiry is unreadable, without counting either.
 //! - **Scaling out.** Every application instance talks to the same primary.
 //!   Reads are not sent to replicas (a replica's lag would break
 //!   linearizability).
 //! - **Bad rows** (a key that is not 32 bytes, a version below 1, a NULL or
 //!   an unexpected column type) give [`Error::Corrupt`] where a record is
-//!   read (`load`, `update`, `list_by_owner`), and `delete` and
-//!   `delete_by_owner` remove them. An `update` or `overwrite` of a row at
-//!   the largest version a `bigint` holds is refused with `Corrupt`, nothing
+//!   read (`load`, `update`, `list_by_owner`), and `delete`,
+//!   `delete_by_owner` and the sweep remove them (a row whose expiry cannot
+//!   be read counts as not live). An `update` or `overwrite` of a row at the
+//!   largest version a `bigint` holds is refused with `Corrupt`, nothing
 //!   written. Server and connection failures give [`Error::Backend`],
 //!   transient where a retry may help ([`Error::is_retryable`]), and tells a
 //!   statement timeout from an administrator's cancel. Nothing panics on any

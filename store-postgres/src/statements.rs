@@ -91,7 +91,10 @@
 //! every statement making a row an owner's takes first.
 //!
 //! Liveness is always `expires_at > $now` with the caller's `now`
-//! (milliseconds); the database clock is never read.
+//! (milliseconds); the database clock is never read. A row whose
+//! `expires_at` is NULL (only possible if someone dropped the column's NOT
+//! NULL constraint) is not live for any of them, and every statement that
+//! replaces or removes rows that are not live removes it too.
 
 use std::sync::Arc;
 
@@ -166,8 +169,8 @@ pub(crate) struct Statements {
     /// The statement of `delete_by_owner` after its lock, with `$1 owner,
     /// $2 now` placeholders, for `EXPLAIN`.
     pub(crate) delete_by_owner_for_explain: Arc<str>,
-    /// `$1 now, $2 limit`; affects the removed records (marks removed
-    /// beside them are not counted).
+    /// `$1 now, $2 limit`; affects the removed records (marks and damaged
+    /// rows removed beside them are not counted).
     pub(crate) delete_expired: Arc<str>,
 }
 
@@ -189,7 +192,7 @@ impl Statements {
             // The insert and the replacement of a row that is not live are
             // one statement: ON CONFLICT locks the existing row, and the
             // WHERE lets the update through only if that row is not live at
-            // `now` (expired, or a rotation mark).
+            // `now` (expired, a rotation mark, or an unreadable NULL expiry).
             // A live row is left alone and nothing is affected.
             create_or_replace: format!(
                 "INSERT INTO {t} AS s (key, version, data, created_at, expires_at, owner) \
@@ -197,7 +200,7 @@ impl Statements {
                  ON CONFLICT (key) DO UPDATE SET version = 1, data = excluded.data, \
                  created_at = excluded.created_at, expires_at = excluded.expires_at, owner = excluded.owner, \
                  rotated_until = NULL \
-                 WHERE s.expires_at <= $6::int8",
+                 WHERE (s.expires_at > $6::int8) IS NOT TRUE",
                 gate = owner_gate(7)
             )
             .into(),
@@ -345,13 +348,14 @@ impl Statements {
             .into(),
             was_rotated: format!("SELECT 1 FROM {t} WHERE key = $1 AND expires_at = {m} AND rotated_until > $2").into(),
             // Removes whatever is under the key: a record, live or not, or a
-            // mark. `seen` is whether the snapshot had a row: when
+            // mark. A row whose expiry cannot be read (NULL) is removed and
+            // was not live. `seen` is whether the snapshot had a row: when
             // it did and the DELETE found it gone or moved, a rotate from
             // this key committed meanwhile (its mark is a row the snapshot
             // cannot see) or another delete did; the store asks again.
             delete: format!(
                 "WITH gone AS ( \
-                     DELETE FROM {t} WHERE key = $1 RETURNING expires_at > $2 AS was_live \
+                     DELETE FROM {t} WHERE key = $1 RETURNING coalesce(expires_at > $2, false) AS was_live \
                  ) \
                  SELECT EXISTS (SELECT 1 FROM gone) AS removed, (SELECT was_live FROM gone) AS was_live, \
                         EXISTS (SELECT 1 FROM {t} WHERE key = $1) AS seen"
@@ -368,8 +372,9 @@ impl Statements {
             // Records: oldest first through the expires_at index, at most
             // `limit`, in the range `(i64::MIN, now]`, which starts after
             // the marks' place in the index without reading it. Marks that
-            // ended, through their partial index, are removed by `garbage`,
-            // at most `limit` of them, and not counted.
+            // ended, through their partial index, and rows whose expiry is
+            // NULL (damage; the expires_at index holds NULLs too) are
+            // removed by `garbage`, at most `limit` of each, and not counted.
             // SKIP LOCKED: concurrent sweepers share the work instead of
             // queueing, and a row being renewed right now is left for the
             // next sweep. Compare-and-delete: FOR UPDATE re-checks each
@@ -388,8 +393,10 @@ impl Statements {
                  ), ended AS ( \
                      SELECT key FROM {t} WHERE rotated_until <= $1 AND expires_at = {m} \
                      ORDER BY rotated_until LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ), damaged AS ( \
+                     SELECT key FROM {t} WHERE expires_at IS NULL LIMIT $2 FOR UPDATE SKIP LOCKED \
                  ), garbage AS ( \
-                     DELETE FROM {t} WHERE key = ANY (ARRAY (SELECT key FROM ended)) \
+                     DELETE FROM {t} WHERE key = ANY (ARRAY (SELECT key FROM ended UNION ALL SELECT key FROM damaged)) \
                  ) \
                  DELETE FROM {t} WHERE key = ANY (ARRAY (SELECT key FROM victims))"
             )

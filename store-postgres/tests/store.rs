@@ -385,6 +385,90 @@ async fn an_administrators_cancel_is_not_reported_as_a_statement_timeout() {
     store.drop_table().await.expect("drop");
 }
 
+/// A row whose `expires_at` cannot be read (NULL, possible only once
+/// someone dropped the NOT NULL constraint) is not live for anything, and
+/// every way of ending sessions removes it: `delete` gives `Ok(false)`
+/// (not `Corrupt`), `create` over it replaces it, `delete_by_owner` ends it
+/// without counting it, and the sweep removes it without counting it.
+#[tokio::test]
+async fn rows_whose_expiry_cannot_be_read_are_ended_and_count_as_not_live() {
+    if !support::server_or_skip("rows_whose_expiry_cannot_be_read_are_ended_and_count_as_not_live").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b).await;
+    let t = store.table().to_owned();
+    support::execute(format!(
+        "ALTER TABLE {t} ALTER COLUMN expires_at DROP NOT NULL, ALTER COLUMN created_at DROP NOT NULL"
+    ))
+    .await;
+    let now = Timestamp::now();
+    let insert = |key: session_core::StoreKey, created_at: &str, expires_at: &str, owner: &str| {
+        format!(
+            "INSERT INTO {t} (key, version, data, created_at, expires_at, owner) \
+             VALUES ('\\x{}'::bytea, 1, '\\x0100'::bytea, {created_at}, {expires_at}, {owner});",
+            key.to_hex()
+        )
+    };
+    let live = (now + conformance::HOUR).as_millis().to_string();
+    let (deleted, replaced, swept) = (
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+    );
+    let (nia_unreadable, nia_no_created_at) = (conformance::fresh_key(), conformance::fresh_key());
+    let nia_healthy = support::record(now, Some("nia"));
+    store.create(nia_healthy.clone(), now).await.expect("create");
+    support::execute(
+        [
+            insert(deleted, "0", "NULL", "NULL"),
+            insert(replaced, "0", "NULL", "NULL"),
+            insert(swept, "0", "NULL", "NULL"),
+            insert(nia_unreadable, "0", "NULL", "'nia'"),
+            insert(nia_no_created_at, "NULL", &live, "'nia'"),
+        ]
+        .concat(),
+    )
+    .await;
+    let count = |key: session_core::StoreKey| {
+        let sql = format!("SELECT count(*) FROM {t} WHERE key = '\\x{}'::bytea", key.to_hex());
+        async move {
+            let mut conn = support::raw_connection().await.expect("raw connection");
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+    };
+
+    assert!(
+        !store
+            .delete(&deleted, now)
+            .await
+            .expect("delete of an unreadable expiry")
+    );
+    assert_eq!(count(deleted).await, 0, "the damaged row is removed");
+
+    assert!(store.load(&replaced, now).await.expect("load").is_none());
+    let mut fresh = support::record(now, None);
+    fresh.key = replaced;
+    store
+        .create(fresh.clone(), now)
+        .await
+        .expect("create over an unreadable expiry");
+    assert_eq!(store.load(&replaced, now).await.expect("load"), Some(fresh));
+
+    // The healthy session and the one whose expiry is readable (live) count;
+    // the unreadable one is ended without counting.
+    assert_eq!(store.delete_by_owner("nia", now).await.expect("delete_by_owner"), 2);
+    for key in [nia_unreadable, nia_no_created_at, nia_healthy.key] {
+        assert_eq!(count(key).await, 0, "a session of the owner survived");
+    }
+
+    assert_eq!(store.delete_expired(now, 10).await.expect("delete_expired"), 0);
+    assert_eq!(count(swept).await, 0, "the sweep leaves no unreadable row behind");
+    store.drop_table().await.expect("drop");
+}
+
 /// A damaged record can hold the largest `bigint` as its version: an
 /// `update` or `overwrite` would have to move it past what the column
 /// holds, so they refuse with `Corrupt` and write nothing.
