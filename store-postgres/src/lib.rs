@@ -69,11 +69,11 @@
 //!   linearizability).
 //! - **Bad rows** (a key that is not 32 bytes, a version below 1, a NULL or
 //!   an unexpected column type) give [`Error::Corrupt`] where a record is
-//!   read (`load`, `update`, `list_by_owner`), and `delete`,
-//!   `delete_by_owner` and the sweep remove them (a row whose expiry cannot
-//!   be read counts as not live). An `update` or `overwrite` of a row at the
-//!   largest version a `bigint` holds is refused with `Corrupt`, nothing
-//!   written. Server and connection failures give [`Error::Backend`],
+//!   read (`load`, `update`); `list_by_owner` skips them with a warning, and
+//!   `delete`, `delete_by_owner` and the sweep remove them (a row whose
+//!   expiry cannot be read counts as not live). An `update` or `overwrite` of
+//!   a row at the largest version a `bigint` holds is refused with `Corrupt`,
+//!   nothing written. Server and connection failures give [`Error::Backend`],
 //!   transient where a retry may help ([`Error::is_retryable`]), and tells a
 //!   statement timeout from an administrator's cancel. Nothing panics on any
 //!   input.
@@ -853,7 +853,20 @@ impl SessionStore for PostgresStore {
                 .bind(now.as_millis())
         };
         let rows = self.fetch_all("list_by_owner", q).await?;
-        rows.iter().map(row::owned_session).collect()
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match row::owned_session(row) {
+                Ok(session) => sessions.push(session),
+                // One damaged row must not hide the owner's other sessions.
+                Err(e) => tracing::warn!(
+                    table = %self.table.display,
+                    key = %row::key_for_log(row),
+                    error = %e,
+                    "PostgreSQL session store: list_by_owner skipped a session row it cannot read"
+                ),
+            }
+        }
+        Ok(sessions)
     }
 
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {

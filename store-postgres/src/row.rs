@@ -67,6 +67,19 @@ pub(crate) fn moved(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
     })
 }
 
+/// The row's key for a log line: its [`StoreKey::short`] prefix, or its
+/// length when it is not a key (a foreign writer's bytes could be anything,
+/// even a token, so they are never shown).
+pub(crate) fn key_for_log(row: &PgRow) -> String {
+    match row.try_get::<&[u8], _>("key") {
+        Ok(bytes) => match StoreKey::from_slice(bytes) {
+            Ok(key) => key.short(),
+            Err(_) => format!("(not a key: {} bytes)", bytes.len()),
+        },
+        Err(_) => "(unreadable key)".to_owned(),
+    }
+}
+
 /// One row of `list_by_owner`.
 pub(crate) fn owned_session(row: &PgRow) -> Result<OwnedSession, Error> {
     let key: &[u8] = column(row, "key")?;
