@@ -43,6 +43,9 @@ impl From<ConfigError> for Error {
 
 /// A failure of the PostgreSQL server or of the connection to it: the source
 /// of every [`Error::Backend`] this crate returns.
+///
+/// Messages give the server's message and SQLSTATE, never the source file
+/// and line of PostgreSQL's C code that sqlx appends to its own rendering.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostgresError {
@@ -86,7 +89,7 @@ pub enum PostgresError {
         source: sqlx::Error,
     },
     /// A statement failed (server error, lost connection...).
-    #[error("PostgreSQL session store: `{op}` on table {table} failed: {source}")]
+    #[error("PostgreSQL session store: `{op}` on table {table} failed: {}", Described(source))]
     Statement {
         /// The store operation.
         op: &'static str,
@@ -114,13 +117,16 @@ pub enum PostgresError {
     #[error("PostgreSQL session store: no connection became free within {} ms", .0.as_millis())]
     AcquireTimeout(Duration),
     /// Opening a new connection failed.
-    #[error("PostgreSQL session store: could not connect: {0}")]
+    #[error("PostgreSQL session store: could not connect: {}", Described(.0))]
     Connect(#[source] sqlx::Error),
     /// Opening a new connection took longer than the acquire timeout.
     #[error("PostgreSQL session store: connecting took longer than {} ms", .0.as_millis())]
     ConnectTimeout(Duration),
     /// A migration failed; it was rolled back.
-    #[error("PostgreSQL session store: migration {version} ({description}) of table {table} failed: {source}")]
+    #[error(
+        "PostgreSQL session store: migration {version} ({description}) of table {table} failed: {}",
+        Described(source)
+    )]
     Migration {
         /// The migration's version.
         version: i64,
@@ -158,6 +164,25 @@ impl std::fmt::Display for TimeoutText {
         match self.0 {
             Some(t) => write!(f, "the statement timeout of {} ms", t.as_millis()),
             None => f.write_str("the server's statement timeout"),
+        }
+    }
+}
+
+/// An sqlx error for a message. sqlx renders a server error as its message
+/// followed by " at line N", where N is the line of PostgreSQL's C source
+/// that raised it (the protocol's `L` field), which means nothing to a
+/// reader and looks like a position in the store's SQL: this gives the
+/// message and the SQLSTATE instead. Other errors keep sqlx's rendering.
+struct Described<'a>(&'a sqlx::Error);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            sqlx::Error::Database(db) => match db.code() {
+                Some(code) => write!(f, "{} (SQLSTATE {code})", db.message()),
+                None => f.write_str(db.message()),
+            },
+            other => write!(f, "{other}"),
         }
     }
 }

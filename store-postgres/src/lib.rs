@@ -74,9 +74,15 @@
 //!   expiry cannot be read counts as not live). An `update` or `overwrite` of
 //!   a row at the largest version a `bigint` holds is refused with `Corrupt`,
 //!   nothing written. Server and connection failures give [`Error::Backend`],
-//!   transient where a retry may help ([`Error::is_retryable`]), and tells a
-//!   statement timeout from an administrator's cancel. Nothing panics on any
-//!   input.
+//!   transient where a retry may help ([`Error::is_retryable`]); its message
+//!   gives the server's message and SQLSTATE, and tells a statement timeout
+//!   from an administrator's cancel. Nothing panics on any input.
+//! - **Owners** are those the contract accepts
+//!   ([`validate_owner`]: up to 1024 bytes of
+//!   UTF-8 without control characters), all of which fit the owner index; the
+//!   store refuses any other with [`Error::InvalidOwner`] before sending
+//!   anything (PostgreSQL cannot store NUL in `text`, nor index entries over
+//!   about 2.7 KB).
 //!
 //! ## Schema and migrations
 //!
@@ -199,6 +205,7 @@ use std::time::{Duration, Instant};
 
 use session_core::{
     Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update, async_trait,
+    validate_owner,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -631,6 +638,15 @@ fn written(row: &PgRow, expected: Option<Option<i64>>) -> Result<Written, Error>
     }
 }
 
+/// `validate_owner` for an owner a store call writes or looks up: the
+/// contract's owners are the only ones PostgreSQL can store and index (no
+/// NUL in `text`, B-tree entries of at most about 2.7 KB), so any other is
+/// refused here with [`Error::InvalidOwner`] saying what is wrong, before
+/// anything is sent.
+fn check_owner(owner: Option<&str>) -> Result<(), Error> {
+    owner.map_or(Ok(()), validate_owner)
+}
+
 /// How many times a statement is sent when the server keeps aborting it as a
 /// deadlock victim or for a serialization failure.
 const ABORTED_STATEMENT_ATTEMPTS: u32 = 3;
@@ -645,6 +661,7 @@ const CHANGED_ROW_ATTEMPTS: u32 = 8;
 impl SessionStore for PostgresStore {
     async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
         let owner = record.owner.as_deref();
+        check_owner(owner)?;
         let lock = self.table.owner_lock(owner);
         let lean = || {
             Self::statement(&self.table.sql.create)
@@ -689,6 +706,7 @@ impl SessionStore for PostgresStore {
 
     async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
         let owner = update.owner.as_deref();
+        check_owner(owner)?;
         let lock = self.table.owner_lock(owner);
         // A version beyond i64 can match no stored one: NULL compares false,
         // and the statement reports the stored version as a conflict.
@@ -720,6 +738,7 @@ impl SessionStore for PostgresStore {
 
     async fn overwrite(&self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
         let owner = write.owner.as_deref();
+        check_owner(owner)?;
         let lock = self.table.owner_lock(owner);
         let q = |sql: &Arc<str>| {
             Self::statement(sql)
@@ -760,6 +779,7 @@ impl SessionStore for PostgresStore {
         set_owner: Option<&str>,
         now: Timestamp,
     ) -> Result<Record, Error> {
+        check_owner(set_owner)?;
         if old_key == new_key {
             // Nothing can move: NotFound if the session is not live, else
             // the new key is taken (by it).
@@ -847,6 +867,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
+        check_owner(Some(owner))?;
         let q = || {
             Self::statement(&self.table.sql.list_by_owner)
                 .bind(owner)
@@ -870,6 +891,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
+        check_owner(Some(owner))?;
         let lock = statements::owner_lock_key(self.table.lock_seed, owner);
         // A simple-protocol query (see `Statements::delete_by_owner`): the
         // owner travels hex-encoded, so it needs no escaping.

@@ -3,8 +3,9 @@
 //! and upgrade a table in place, damaged rows give `Corrupt` where they are
 //! read and are skipped or removed where sessions are listed or ended, a
 //! statement stuck on a lock fails with a clear statement-timeout error and
-//! an administrator's cancel with another, and an update that loses a race
-//! after its snapshot still reports the version it lost to.
+//! an administrator's cancel with another, owners the contract refuses are
+//! refused before any SQL, and an update that loses a race after its snapshot
+//! still reports the version it lost to.
 
 mod support;
 
@@ -626,6 +627,62 @@ async fn a_version_that_cannot_grow_is_refused_as_corrupt_and_nothing_is_written
     store.drop_table().await.expect("drop");
 }
 
+/// Owners the contract refuses (see `session_core::validate_owner`) are
+/// refused by the store itself with `Error::InvalidOwner` saying what is
+/// wrong, before any SQL: never a PostgreSQL error about encodings or index
+/// row sizes. Nothing is written.
+#[tokio::test]
+async fn owners_the_contract_refuses_are_refused_by_the_store_before_any_sql() {
+    if !support::server_or_skip("owners_the_contract_refuses_are_refused_by_the_store_before_any_sql").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b).await;
+    let now = Timestamp::now();
+    let r = support::record(now, Some("kept"));
+    store.create(r.clone(), now).await.expect("create");
+    let too_long = "x".repeat(session_core::MAX_OWNER_LEN + 1);
+    let far_too_long = "x".repeat(3000);
+    for (bad, problem) in [
+        ("a\0b", "control character U+0000"),
+        ("a\nb", "control character U+000A"),
+        ("", "empty"),
+        (too_long.as_str(), "1025 bytes"),
+        (far_too_long.as_str(), "3000 bytes"),
+    ] {
+        let check = |what: &str, result: Result<(), Error>| match result {
+            Err(Error::InvalidOwner(reason)) => assert!(reason.contains(problem), "{what}: {reason}"),
+            other => panic!("{what} with owner {:?}… gave {other:?}", &bad[..bad.len().min(8)]),
+        };
+        let mut created = support::record(now, Some(bad));
+        created.owner = Some(bad.to_owned());
+        check("create", store.create(created.clone(), now).await);
+        assert!(store.load(&created.key, now).await.expect("load").is_none());
+        let u = Update {
+            expected_version: 1,
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: Some(bad.to_owned()),
+        };
+        check("update", store.update(&r.key, u, now).await.map(drop));
+        let w = session_core::Overwrite {
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: Some(bad.to_owned()),
+        };
+        check("overwrite", store.overwrite(&r.key, w, now).await.map(drop));
+        let new_key = conformance::fresh_key();
+        check("rotate", store.rotate(&r.key, &new_key, Some(bad), now).await.map(drop));
+        check("list_by_owner", store.list_by_owner(bad, now).await.map(drop));
+        check("delete_by_owner", store.delete_by_owner(bad, now).await.map(drop));
+    }
+    assert_eq!(
+        store.load(&r.key, now).await.expect("load"),
+        Some(r),
+        "nothing was written"
+    );
+    store.drop_table().await.expect("drop");
+}
+
 /// Every owner the contract accepts works for every operation, the longest
 /// ones (1024 bytes of one-, two-, three- and four-byte characters, and two
 /// that differ only in their last character) included: they fit the owner
@@ -683,6 +740,27 @@ async fn the_longest_owners_work_for_every_operation() {
         assert!(store.load(key, now).await.expect("load").is_none());
     }
     store.drop_table().await.expect("drop");
+}
+
+/// A server error names the problem and its SQLSTATE, never "at line N",
+/// which sqlx appends from the protocol's field for the line of
+/// PostgreSQL's C source that raised it.
+#[tokio::test]
+async fn server_errors_give_the_sqlstate_not_a_line_of_postgresqls_source() {
+    if !support::server_or_skip("server_errors_give_the_sqlstate_not_a_line_of_postgresqls_source").await {
+        return;
+    }
+    let store = support::fresh_store(|b| b).await;
+    store.drop_table().await.expect("drop");
+    let err = store
+        .load(&conformance::fresh_key(), Timestamp::now())
+        .await
+        .expect_err("the table is gone");
+    let message = err.to_string();
+    assert!(
+        message.contains("does not exist (SQLSTATE 42P01)") && !message.contains(" at line "),
+        "{message}"
+    );
 }
 
 /// A table made by version 1 of the schema, with sessions in it, upgrades in
