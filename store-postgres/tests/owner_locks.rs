@@ -25,6 +25,16 @@ async fn must_not_wait<T>(what: &str, op: impl Future<Output = Result<T, Error>>
     }
 }
 
+/// A fresh store with a long statement timeout (the tests wait on
+/// conditions, never on it), its connections' application name, and a
+/// connection to watch them in `pg_stat_activity`.
+async fn store_and_watcher() -> (PostgresStore, String, sqlx::PgConnection) {
+    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
+    let application = support::application_name(&store);
+    let watcher = support::raw_connection().await.expect("raw connection");
+    (store, application, watcher)
+}
+
 fn update_to(r: &session_core::Record, expected_version: u64, owner: Option<&str>) -> Update {
     Update {
         expected_version,
@@ -114,9 +124,7 @@ async fn a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back(
     if !support::server_or_skip("a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back").await {
         return;
     }
-    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
-    let application = support::application_name(&store);
-    let mut watcher = support::raw_connection().await.expect("raw connection");
+    let (store, application, mut watcher) = store_and_watcher().await;
     let now = Timestamp::now();
     let victims = support::record(now, Some("victim"));
     store.create(victims.clone(), now).await.expect("create");
@@ -205,48 +213,43 @@ async fn a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back(
     store.drop_table().await.expect("drop");
 }
 
-/// The race the advisory lock closes. `delete_by_owner` has taken its
-/// snapshot and waits for the row lock of one of the victim's sessions (a
-/// concurrent write holds it), so it takes effect only after that write
-/// commits. A write that makes another session the victim's and finished
-/// before that commit therefore came before `delete_by_owner`, and its
-/// session must be ended, although `delete_by_owner`'s snapshot does not
-/// show it. So every such write (create, update, overwrite, a login rotate)
-/// must wait for `delete_by_owner` instead: each one here must be seen
-/// waiting on the advisory lock, and none may finish before the commit.
-/// (Removing the lock from any one statement fails this test.)
+/// The race the advisory lock closes. `delete_by_owner("victim")` has
+/// taken its snapshot and waits for the row lock of the first of the
+/// victim's sessions, `held` (another instance's write is in flight on it).
+/// Meanwhile a write makes another session the victim's (a create, an
+/// update, an overwrite, a login rotate), and after it a `touch` of the
+/// victim's second session, `touched`, succeeds. `delete_by_owner` then
+/// ends `touched`, so it comes after that touch, which comes after the
+/// write: the write came before `delete_by_owner`, whose snapshot does not
+/// show its session, yet must end it. So every such write must wait for
+/// `delete_by_owner` instead: each is seen waiting on the owner's advisory
+/// lock before the touch, and comes after `delete_by_owner`. (Removing the
+/// lock from any one of the four statements fails this test: that write
+/// finishes at once, and its session survives a `delete_by_owner` that
+/// came after it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner() {
     if !support::server_or_skip("every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner").await {
         return;
     }
-    let store = Arc::new(support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await);
-    let application = support::application_name(&store);
-    let mut watcher = support::raw_connection().await.expect("raw connection");
+    let (store, application, mut watcher) = store_and_watcher().await;
+    let store = Arc::new(store);
     let now = Timestamp::now();
-    let held = support::record(now, Some("victim"));
-    store.create(held.clone(), now).await.expect("create");
+    // `held` comes first for the delete, in the owner index (expiry order)
+    // and in the heap (insertion order) alike.
+    let mut held = support::record(now, Some("victim"));
+    held.expires_at = now + conformance::HOUR / 2;
+    let touched = support::record(now, Some("victim"));
     let (to_update, to_overwrite, to_rotate) = (
         support::record(now, None),
         support::record(now, Some("other")),
         support::record(now, None),
     );
-    for r in [&to_update, &to_overwrite, &to_rotate] {
+    for r in [&held, &touched, &to_update, &to_overwrite, &to_rotate] {
         store.create(r.clone(), now).await.expect("create");
     }
 
-    // A write of one of the victim's sessions, in flight.
-    let mut writer = support::raw_connection().await.expect("raw connection");
-    let mut tx = writer.begin().await.expect("begin");
-    sqlx::query(AssertSqlSafe(format!(
-        "UPDATE {} SET data = '\\x0102' WHERE key = $1",
-        store.table()
-    )))
-    .bind(held.key.as_bytes().as_slice())
-    .execute(&mut *tx)
-    .await
-    .expect("lock the victim's session");
-
+    let in_flight = support::InFlightWrite::start(&store, &held.key).await;
     let deleting = {
         let store = Arc::clone(&store);
         tokio::spawn(async move { store.delete_by_owner("victim", now).await })
@@ -308,9 +311,15 @@ async fn every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner()
         .filter(|(_, _, j)| j.is_finished())
         .map(|(what, _, _)| *what)
         .collect();
+    // After them, and before delete_by_owner gets to it.
+    assert!(
+        must_not_wait("the touch", store.touch(&touched.key, touched.expires_at, now)).await,
+        "delete_by_owner had not ended the touched session yet"
+    );
 
-    tx.commit().await.expect("commit the in-flight write");
+    in_flight.commit().await;
     let ended = deleting.await.expect("task").expect("delete_by_owner");
+    assert!(store.load(&touched.key, now).await.expect("load").is_none());
     let mut survivors = Vec::new();
     for (what, key, joiner) in joiners {
         joiner
@@ -321,19 +330,18 @@ async fn every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner()
             survivors.push(what);
         }
     }
-    // A joiner that finished before the commit came before delete_by_owner,
-    // which must then have ended its session.
     for what in &early {
         assert!(
             !survivors.contains(what),
-            "the {what} that made a session the owner's finished before delete_by_owner took effect, and its session survived it"
+            "the {what} that made a session the owner's finished before a touch that delete_by_owner \
+             came after, and its session survived delete_by_owner"
         );
     }
     assert!(
         early.is_empty(),
         "these writes did not wait for delete_by_owner: {early:?}"
     );
-    assert_eq!(ended, 1, "delete_by_owner ended the held session only");
+    assert_eq!(ended, 2, "delete_by_owner ended the held and the touched session");
     assert_eq!(survivors.len(), 4, "the writes that waited came after delete_by_owner");
     assert!(store.load(&held.key, now).await.expect("load").is_none());
     store.drop_table().await.expect("drop");
@@ -351,27 +359,17 @@ async fn a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key
     if !support::server_or_skip("a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key").await {
         return;
     }
-    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
-    let application = support::application_name(&store);
-    let mut watcher = support::raw_connection().await.expect("raw connection");
+    let (store, application, mut watcher) = store_and_watcher().await;
     let now = Timestamp::now();
-    // The delete walks the owner index by expiry: it reaches `held` first.
+    // `held` comes first for the delete, in the owner index (expiry order)
+    // and in the heap (insertion order) alike.
     let mut held = support::record(now, Some("victim"));
     held.expires_at = now + conformance::HOUR / 2;
     let rotated = support::record(now, Some("victim"));
     for r in [&held, &rotated] {
         store.create(r.clone(), now).await.expect("create");
     }
-    let mut writer = support::raw_connection().await.expect("raw connection");
-    let mut tx = writer.begin().await.expect("begin");
-    sqlx::query(AssertSqlSafe(format!(
-        "UPDATE {} SET data = '\\x0102' WHERE key = $1",
-        store.table()
-    )))
-    .bind(held.key.as_bytes().as_slice())
-    .execute(&mut *tx)
-    .await
-    .expect("lock the first of the victim's sessions");
+    let in_flight = support::InFlightWrite::start(&store, &held.key).await;
     let deleting = {
         let store = store.clone();
         tokio::spawn(async move { store.delete_by_owner("victim", now).await })
@@ -385,7 +383,7 @@ async fn a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key
     )
     .await;
     assert_eq!(moved.owner.as_deref(), Some("victim"));
-    tx.commit().await.expect("commit the held write");
+    in_flight.commit().await;
 
     assert_eq!(deleting.await.expect("task").expect("delete_by_owner"), 2);
     assert!(

@@ -203,16 +203,7 @@ async fn a_statement_stuck_on_a_lock_fails_with_a_clear_timeout_error() {
     store.create(r.clone(), now).await.expect("create");
 
     // Another client holds the row's lock in an open transaction.
-    let mut other = support::raw_connection().await.expect("raw connection");
-    let mut tx = other.begin().await.expect("begin");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT 1 FROM {} WHERE key = $1 FOR UPDATE",
-        store.table()
-    )))
-    .bind(r.key.as_bytes().as_slice())
-    .fetch_one(&mut *tx)
-    .await
-    .expect("lock the row");
+    let in_flight = support::InFlightWrite::start(&store, &r.key).await;
 
     let started = std::time::Instant::now();
     let err = store
@@ -232,7 +223,7 @@ async fn a_statement_stuck_on_a_lock_fails_with_a_clear_timeout_error() {
     // Reads do not wait for row locks.
     assert!(store.load(&r.key, now).await.expect("load").is_some());
 
-    tx.rollback().await.expect("release the lock");
+    in_flight.rollback().await;
     assert!(
         store
             .touch(&r.key, now + conformance::HOUR * 2, now)
@@ -336,16 +327,7 @@ async fn an_administrators_cancel_is_not_reported_as_a_statement_timeout() {
     let r = support::record(now, None);
     store.create(r.clone(), now).await.expect("create");
 
-    let mut other = support::raw_connection().await.expect("raw connection");
-    let mut tx = other.begin().await.expect("begin");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT 1 FROM {} WHERE key = $1 FOR UPDATE",
-        store.table()
-    )))
-    .bind(r.key.as_bytes().as_slice())
-    .fetch_one(&mut *tx)
-    .await
-    .expect("lock the row");
+    let in_flight = support::InFlightWrite::start(&store, &r.key).await;
     let touching = {
         let (store, key) = (store.clone(), r.key);
         tokio::spawn(async move { store.touch(&key, now + conformance::HOUR * 2, now).await })
@@ -374,7 +356,7 @@ async fn an_administrators_cancel_is_not_reported_as_a_statement_timeout() {
             && !message.contains("timeout"),
         "{message}"
     );
-    tx.rollback().await.expect("release the lock");
+    in_flight.rollback().await;
     assert!(
         store
             .touch(&r.key, now + conformance::HOUR * 2, now)

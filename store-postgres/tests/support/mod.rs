@@ -136,3 +136,41 @@ pub fn statement(store: &PostgresStore, op: &str) -> String {
         .map(|(_, sql)| (*sql).to_owned())
         .unwrap_or_else(|| panic!("the store has no statement {op:?}"))
 }
+
+/// A write of another instance in flight: a transaction of its own that has
+/// rewritten `key`'s row and stays open, holding the row's lock, until
+/// [`InFlightWrite::commit`] or [`InFlightWrite::rollback`].
+pub struct InFlightWrite {
+    conn: PgConnection,
+}
+
+impl InFlightWrite {
+    /// Opens the transaction and writes the row (its contents unchanged).
+    pub async fn start(store: &PostgresStore, key: &session_core::StoreKey) -> InFlightWrite {
+        let mut conn = raw_connection().await.expect("a raw connection");
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("begin");
+        let written = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET data = data WHERE key = $1",
+            store.table()
+        )))
+        .bind(key.as_bytes().as_slice())
+        .execute(&mut conn)
+        .await
+        .expect("write the row");
+        assert_eq!(written.rows_affected(), 1, "the row to hold exists");
+        InFlightWrite { conn }
+    }
+
+    /// Commits the write, releasing the row.
+    pub async fn commit(mut self) {
+        sqlx::raw_sql("COMMIT").execute(&mut self.conn).await.expect("commit");
+    }
+
+    /// Rolls the write back, releasing the row.
+    pub async fn rollback(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .expect("rollback");
+    }
+}
