@@ -22,25 +22,27 @@
 //!   leftovers on the same key: an `update` or `overwrite` whose row changed
 //!   between its statement's snapshot and its write; a `create` or `rotate`
 //!   onto a key already in the table (an expired leftover, a rotation mark,
-//!   a taken key, or a race on the same new key); a `delete` whose row was
-//!   rotated away between its snapshot and its write. Fresh keys, as new
-//!   session ids are, never take those paths.
+//!   a taken key for `create`, or a race on the same new key; `rotate`
+//!   refuses a live new key in one statement); a
+//!   `delete` whose row was rotated away between its snapshot and its
+//!   write. Fresh keys, as new session ids are, never take those paths.
 //! - **Linearizable.** Each statement decides on the newest committed
 //!   version of the row it writes, under that row's lock, so two `update`s that
 //!   expect the same version cannot both win (the loser gets
 //!   [`Error::Conflict`] with the version it lost to), and a `touch` racing a
 //!   `delete` or `rotate` never revives anything. `list_by_owner` reads one
 //!   snapshot. `delete_by_owner` ("log out everywhere") takes no table lock:
-//!   every statement that makes a session an owner's (a `create`, `update`
-//!   or `overwrite` writing that owner, a `rotate` setting it) first takes a
-//!   shared, transaction-scoped advisory lock of that owner, and
-//!   `delete_by_owner` takes it exclusively before its delete, so its
-//!   snapshot holds every session of the owner; a session rotated to a new
-//!   key meanwhile is followed there (rotate changes the key of the
-//!   session's row). So a session created, logged in or rotated at the same
-//!   moment is either ended or comes after it, never missed; other owners,
-//!   anonymous sessions and reads never wait for it, nor it for VACUUM,
-//!   ANALYZE or open transactions. (Details in the `statements` module.)
+//!   every statement that can make a session an owner's (a `create`,
+//!   `update` or `overwrite` writing that owner, a `rotate` setting it or
+//!   moving the session out of its row) first takes a shared,
+//!   transaction-scoped advisory lock of that owner, and `delete_by_owner`
+//!   takes it exclusively before its delete, so its snapshot holds every
+//!   session of the owner; a session rotated to a new key meanwhile is
+//!   followed there (the common rotate changes the key of the session's
+//!   row). So a session created, logged in or rotated at the same moment is
+//!   either ended or comes after it, never missed; other owners, anonymous
+//!   sessions and reads never wait for it, nor it for VACUUM, ANALYZE or
+//!   open transactions. (Details in the `statements` module.)
 //! - **Rotation marks.** `rotate` leaves a mark under the old key until
 //!   `min(old expiry, now + ROTATION_MARK_TTL)`: a row with `expires_at =
 //!   i64::MIN`, which no liveness test accepts, and the mark's end in the
@@ -241,8 +243,8 @@ pub(crate) struct Table {
     // `schema.table`, for messages.
     display: String,
     sql: Statements,
-    // Where this table's owner lock keys start (see `statements::owner_lock_key`).
-    lock_seed: u64,
+    // The seed of this table's owner lock keys (see `statements::owner_lock_seed`).
+    lock_seed: i64,
 }
 
 impl Table {
@@ -253,11 +255,6 @@ impl Table {
             lock_seed: statements::owner_lock_seed(&name),
             name,
         }
-    }
-
-    /// The advisory lock key of the owner a statement makes a row belong to.
-    fn owner_lock(&self, owner: Option<&str>) -> Option<i64> {
-        owner.map(|o| statements::owner_lock_key(self.lock_seed, o))
     }
 }
 
@@ -371,12 +368,13 @@ impl PostgresStore {
         ]
     }
 
-    /// The advisory lock key that the statements making a row `owner`'s
-    /// take in shared mode, and `delete_by_owner` exclusively, for tests
-    /// that stand in for such a writer. Not a stable API.
+    /// The seed of the owner lock keys, `hashtextextended(owner, seed)`,
+    /// that the statements making a row `owner`'s take in shared mode, and
+    /// `delete_by_owner` exclusively, for tests that stand in for such a
+    /// writer. Not a stable API.
     #[doc(hidden)]
-    pub fn owner_lock_key_for_tests(&self, owner: &str) -> i64 {
-        statements::owner_lock_key(self.table.lock_seed, owner)
+    pub fn owner_lock_seed_for_tests(&self) -> i64 {
+        self.table.lock_seed
     }
 
     /// Opens (or reuses) one connection, which proves the server is reachable
@@ -662,7 +660,6 @@ impl SessionStore for PostgresStore {
     async fn create(&self, record: Record, now: Timestamp) -> Result<(), Error> {
         let owner = record.owner.as_deref();
         check_owner(owner)?;
-        let lock = self.table.owner_lock(owner);
         let lean = || {
             Self::statement(&self.table.sql.create)
                 .bind(record.key.as_bytes().as_slice())
@@ -670,7 +667,6 @@ impl SessionStore for PostgresStore {
                 .bind(record.created_at.as_millis())
                 .bind(record.expires_at.as_millis())
                 .bind(owner)
-                .bind(lock)
         };
         if self.execute_or_taken("create", lean).await?.is_some() {
             return Ok(());
@@ -684,7 +680,6 @@ impl SessionStore for PostgresStore {
                 .bind(record.expires_at.as_millis())
                 .bind(owner)
                 .bind(now.as_millis())
-                .bind(lock)
         };
         match self.execute("create", q).await? {
             0 => Err(Error::AlreadyExists),
@@ -707,7 +702,6 @@ impl SessionStore for PostgresStore {
     async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
         let owner = update.owner.as_deref();
         check_owner(owner)?;
-        let lock = self.table.owner_lock(owner);
         // A version beyond i64 can match no stored one: NULL compares false,
         // and the statement reports the stored version as a conflict.
         let expected = i64::try_from(update.expected_version).ok();
@@ -719,7 +713,6 @@ impl SessionStore for PostgresStore {
                 .bind(update.expires_at.as_millis())
                 .bind(owner)
                 .bind(now.as_millis())
-                .bind(lock)
         };
         let row = self.fetch_one("update", || q(&self.table.sql.update)).await?;
         if let Written::Version(v) = written(&row, Some(expected))? {
@@ -739,7 +732,6 @@ impl SessionStore for PostgresStore {
     async fn overwrite(&self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
         let owner = write.owner.as_deref();
         check_owner(owner)?;
-        let lock = self.table.owner_lock(owner);
         let q = |sql: &Arc<str>| {
             Self::statement(sql)
                 .bind(key.as_bytes().as_slice())
@@ -747,7 +739,6 @@ impl SessionStore for PostgresStore {
                 .bind(write.expires_at.as_millis())
                 .bind(owner)
                 .bind(now.as_millis())
-                .bind(lock)
         };
         let row = self.fetch_one("overwrite", || q(&self.table.sql.overwrite)).await?;
         if let Written::Version(v) = written(&row, None)? {
@@ -793,9 +784,8 @@ impl SessionStore for PostgresStore {
                 None => Err(Error::NotFound),
             };
         }
-        // The old owner keeps the session in the same row chain, which
-        // `delete_by_owner` follows; only a new owner takes the lock.
-        let lock = self.table.owner_lock(set_owner);
+        // The lean statement keeps the session in its row's chain, which
+        // `delete_by_owner` follows, so only a new owner takes its lock.
         let mark_until = now.saturating_add(ROTATION_MARK_TTL).as_millis();
         let q = |sql: &Arc<str>| {
             Self::statement(sql)
@@ -804,29 +794,32 @@ impl SessionStore for PostgresStore {
                 .bind(set_owner)
                 .bind(now.as_millis())
                 .bind(mark_until)
-                .bind(lock)
         };
-        match self
+        if let Some(row) = self
             .fetch_optional_or_taken("rotate", || q(&self.table.sql.rotate))
             .await?
         {
-            Some(Some(row)) => return row::moved(*new_key, &row),
-            Some(None) => return Err(Error::NotFound),
-            // The new key is in the table, live or not.
-            None => {}
-        }
-        for _ in 0..CHANGED_ROW_ATTEMPTS {
-            let Some(row) = self
-                .fetch_optional_or_taken("rotate", || q(&self.table.sql.rotate_locked))
-                .await?
-            else {
-                // A row was inserted under the new key after the statement's
-                // snapshot; the next snapshot sees it.
-                continue;
-            };
             let row = row.ok_or_else(|| self.unexpected("rotate"))?;
+            if row::required::<bool>(&row, "was_moved")? {
+                return row::moved(*new_key, &row);
+            }
+            // Both from the snapshot when the new key was live there;
+            // otherwise the UPDATE found no live session under the old key.
+            let taken = row::required::<bool>(&row, "new_live")? && row::required::<bool>(&row, "old_live")?;
+            return Err(if taken { Error::AlreadyExists } else { Error::NotFound });
+        }
+        // The new key is in the table but was not live in the snapshot.
+        for _ in 0..CHANGED_ROW_ATTEMPTS {
+            let row = self.fetch_one("rotate", || q(&self.table.sql.rotate_locked)).await?;
             if !row::required::<bool>(&row, "old_live")? {
                 return Err(Error::NotFound);
+            }
+            if !row::required::<bool>(&row, "unchanged")? {
+                // The session's owner (so the lock it took is another's),
+                // or the rows under the two keys, changed after the
+                // statement's snapshot: nothing was applied; the next
+                // snapshot sees the change.
+                continue;
             }
             if !row::required::<bool>(&row, "was_moved")? {
                 return Err(Error::AlreadyExists);
@@ -892,10 +885,9 @@ impl SessionStore for PostgresStore {
 
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
         check_owner(Some(owner))?;
-        let lock = statements::owner_lock_key(self.table.lock_seed, owner);
         // A simple-protocol query (see `Statements::delete_by_owner`): the
         // owner travels hex-encoded, so it needs no escaping.
-        let sql = self.table.sql.delete_by_owner(owner, lock, now.as_millis());
+        let sql = self.table.sql.delete_by_owner(owner, now.as_millis());
         let q = || raw_sql(AssertSqlSafe(sql.clone()));
         let row = self.fetch_one("delete_by_owner", q).await?;
         let live: i64 = row::required(&row, "live")?;

@@ -11,11 +11,14 @@
 //!   statement that does the common case the way a hand-written query would:
 //!   a plain `INSERT`, a conditional `UPDATE`, an `UPDATE` of the key
 //!   feeding the `INSERT` of the rotation mark. In the rare case where that
-//!   statement cannot decide alone (the new key is already in the table, or
-//!   the row changed between the statement's snapshot and its write), it has
-//!   written nothing, and the store sends the locking statement that decides
-//!   (`create_or_replace`, `update_locked`, `overwrite_locked`,
-//!   `rotate_locked`): two round trips, only then.
+//!   statement cannot decide alone (the new key is already in the table but
+//!   not live, or the row changed between the statement's snapshot and its
+//!   write), it has written nothing, and the store sends the locking
+//!   statement that decides (`create_or_replace`, `update_locked`,
+//!   `overwrite_locked`, `rotate_locked`): two round trips, only then.
+//!   `rotate_locked` is sent once more when the session's owner, or the
+//!   rows under its two keys, changed between its snapshot and its row
+//!   locks in a way it cannot follow.
 //! - `delete` is sent again, with a fresh snapshot, when its snapshot showed
 //!   a row under the key that its `DELETE` then found gone or moved (a
 //!   `rotate` from that key committed meanwhile and left a rotation mark the
@@ -33,8 +36,8 @@
 //! since `expires_at > $now` is false for every `now`: `load`, `update`,
 //! `overwrite`, `touch`, `rotate` and the owner queries treat it as the
 //! expired row it looks like, and `create` or `rotate` onto the key replaces
-//! it as they replace any row that is not live (`create` replaces the row
-//! in place, so it also clears `rotated_until`). Only `was_rotated` (which
+//! it as they replace any row that is not live (both write over the row
+//! in place, and clear `rotated_until`). Only `was_rotated` (which
 //! asks for `expires_at = i64::MIN AND rotated_until > $now`), `rotate`
 //! (which writes marks) and `delete_expired` (which removes ended marks
 //! through a partial index on `rotated_until`, and keeps them out of its
@@ -61,11 +64,23 @@
 //!   meanwhile, PostgreSQL follows the row's update chain to its newest
 //!   version, re-evaluates the `WHERE` clause on it and returns that
 //!   version.
-//! - `rotate` moves the session by updating its row's key, so the session's
-//!   row versions stay one update chain: a statement that found the session
-//!   under the old key follows it to the new one (and, testing `key = $1`
-//!   again, leaves it alone, while `delete_by_owner` testing `owner = $1`
-//!   follows it and deletes it). The mark is a new row under the old key.
+//! - No key's row is ever replaced by another row within one statement:
+//!   a statement that found a row under a key and waits for its lock must
+//!   find, by that row's update chain, what the key holds afterwards, never
+//!   a deleted row beside a new one it cannot see (it would answer "not
+//!   there" although the key never lacked a session; a caller whose clock
+//!   is behind sees a record live that another caller's `rotate` replaces
+//!   as expired). So the lean `rotate`, onto a key with no row, moves the
+//!   session by updating its row's key: the session stays one chain, which
+//!   a statement that found it under the old key follows (and, testing
+//!   `key = $1` again, leaves alone, while `delete_by_owner`, testing
+//!   `owner = $1`, follows it and deletes it). `rotate_locked`, onto a key
+//!   that has a row, writes the session into that row and turns the old
+//!   row into the mark, each in place. The one exception is the lean
+//!   rotate's mark, a new row under the old key where the session's row
+//!   was: statements that found the session there answer as for a key
+//!   without a session, which is right for a mark, except `delete`, which
+//!   must remove it and so asks again.
 //! - An answer read without a lock (the `current` version that `update` and
 //!   `overwrite` report when they write nothing, `delete`'s `seen`) comes
 //!   from the statement's snapshot, which is taken after the operation
@@ -77,11 +92,13 @@
 //! - A plain `INSERT` (or an `UPDATE` of the key) that meets an existing key
 //!   fails with a unique violation and the whole statement is rolled back:
 //!   nothing was applied, so the locking statement can decide.
-//! - `rotate_locked`, the one statement that locks two rows, locks them in
-//!   key order, so two of them cannot deadlock each other; `delete_expired`
-//!   skips locked rows and waits for none. (Should the server still abort a
-//!   statement as a deadlock victim, for example two lean rotates swapping
-//!   the same two keys, nothing of it was applied and the store retries it.)
+//! - Deadlocks: `rotate_locked` and `delete_by_owner`, the statements that
+//!   lock several rows, lock them in key order; the lean `rotate` refuses a
+//!   new key that is live in its snapshot before it locks anything (two
+//!   rotates swapping two live keys would otherwise each hold one and wait
+//!   for the other); `delete_expired` skips locked rows and waits for none.
+//!   Should the server still abort a statement as a deadlock victim,
+//!   nothing of it was applied and the store sends it again.
 //! - A CTE referenced twice is computed once, so a statement's answer is the
 //!   very row version it locked, never an older snapshot.
 //!
@@ -107,54 +124,67 @@ pub(crate) const MARK_EXPIRES_AT: &str = "'-9223372036854775808'::int8";
 /// must still fit a `bigint`. Lower than 1 is damage too.
 const INCREMENTABLE: &str = "BETWEEN 1 AND 9223372036854775806";
 
-/// The gate that takes the shared owner lock whose key is parameter `$n`
-/// (NULL: the statement makes no row anyone's, and takes none).
+/// The SQL expression of the owner lock key of the owner expression
+/// `owner`, for the table whose seed is `seed`: see [`owner_lock_seed`].
+fn owner_lock_key(owner: &str, seed: i64) -> String {
+    format!("hashtextextended({owner}, {seed})")
+}
+
+/// The gate that takes the shared owner lock of the owner that the SQL
+/// expression `owner` gives (NULL: the statement makes no row anyone's, and
+/// takes none; the lock function is strict).
 ///
 /// It has no column reference, and the volatile lock function hides in an
 /// uncorrelated subquery, so PostgreSQL plans it as an InitPlan behind a
 /// `One-Time Filter` of a `Result` node above the statement's scan: it runs
 /// once, before the scan reads, locks or writes any row (the index test
-/// checks every such plan). Taking it after a row lock could close a cycle
-/// with `delete_by_owner`, which holds the exclusive lock while it waits
-/// for row locks.
-fn owner_gate(n: u8) -> String {
-    format!("(${n}::int8 IS NULL OR (SELECT pg_advisory_xact_lock_shared(${n}::int8)) IS NOT NULL)")
+/// checks every such plan, and that each statement waits there with no
+/// row locked). Taking it after a row lock could close a cycle with
+/// `delete_by_owner`, which holds the exclusive lock while it waits for row
+/// locks.
+fn owner_gate(owner: &str, seed: i64) -> String {
+    format!(
+        "({owner} IS NULL OR (SELECT pg_advisory_xact_lock_shared({key})) IS NOT NULL)",
+        key = owner_lock_key(owner, seed)
+    )
 }
 
 /// Statement texts for one table.
 #[derive(Debug)]
 pub(crate) struct Statements {
-    /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner, $6 owner
-    /// lock`; a unique violation if the key is in the table (live or not),
-    /// else created.
+    /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner`; a unique
+    /// violation if the key is in the table (live or not), else created.
     pub(crate) create: Arc<str>,
-    /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner, $6 now,
-    /// $7 owner lock`; affects 1 row iff created.
+    /// `$1 key, $2 data, $3 created_at, $4 expires_at, $5 owner, $6 now`;
+    /// affects 1 row iff created.
     pub(crate) create_or_replace: Arc<str>,
     /// `$1 key, $2 now`; a row iff live.
     pub(crate) load: Arc<str>,
     /// `$1 key, $2 expected version (NULL if unrepresentable), $3 data,
-    /// $4 expires_at, $5 owner, $6 now, $7 owner lock`; one row `(current,
-    /// updated)`, `current` read from the statement's snapshot.
+    /// $4 expires_at, $5 owner, $6 now`; one row `(current, updated)`,
+    /// `current` read from the statement's snapshot.
     pub(crate) update: Arc<str>,
     /// The same parameters and row, `current` read under the row lock.
     pub(crate) update_locked: Arc<str>,
-    /// `$1 key, $2 data, $3 expires_at, $4 owner, $5 now, $6 owner lock`;
-    /// one row `(current, updated)`, `current` read from the snapshot.
+    /// `$1 key, $2 data, $3 expires_at, $4 owner, $5 now`; one row
+    /// `(current, updated)`, `current` read from the snapshot.
     pub(crate) overwrite: Arc<str>,
     /// The same parameters and row, `current` read under the row lock.
     pub(crate) overwrite_locked: Arc<str>,
     /// `$1 key, $2 expires_at, $3 now`; affects 1 row iff live.
     pub(crate) touch: Arc<str>,
     /// `$1 old key, $2 new key, $3 set_owner, $4 now, $5 now +
-    /// ROTATION_MARK_TTL, $6 owner lock (of `set_owner`)`; a unique
-    /// violation if the new key is in the table, else the moved record's
-    /// `(data, created_at, expires_at, owner)` iff moved. Not for equal keys.
+    /// ROTATION_MARK_TTL`; a unique
+    /// violation if the new key is in the table but not live in the
+    /// snapshot, else one row `(new_live, old_live, was_moved, data,
+    /// created_at, expires_at, owner)`: the first two from the snapshot, the
+    /// last four NULL unless moved. Not for equal keys.
     pub(crate) rotate: Arc<str>,
-    /// The same parameters; one row `(old_live, was_moved, data,
-    /// created_at, expires_at, owner)`, the last four NULL unless moved. A unique
-    /// violation if a row was inserted under the new key after the
-    /// statement's snapshot (nothing was applied). Not for equal keys.
+    /// The same parameters; one row `(old_live, unchanged, was_moved,
+    /// data, created_at, expires_at, owner)`, the last four NULL unless
+    /// moved; `unchanged` false if the old row's owner, or the keys of the
+    /// rows, changed after the statement's snapshot (nothing was applied).
+    /// Not for equal keys.
     pub(crate) rotate_locked: Arc<str>,
     /// `$1 key, $2 now`; a row iff a mark in force is under the key.
     pub(crate) was_rotated: Arc<str>,
@@ -164,8 +194,10 @@ pub(crate) struct Statements {
     pub(crate) delete: Arc<str>,
     /// `$1 owner, $2 now`; the live sessions.
     pub(crate) list_by_owner: Arc<str>,
-    /// The statement of `delete_by_owner` after its lock, up to the owner.
-    delete_by_owner_delete: Arc<str>,
+    /// The quoted table name and the owner lock seed, for
+    /// `delete_by_owner`.
+    quoted: String,
+    seed: i64,
     /// The statement of `delete_by_owner` after its lock, with `$1 owner,
     /// $2 now` placeholders, for `EXPLAIN`.
     pub(crate) delete_by_owner_for_explain: Arc<str>,
@@ -178,6 +210,8 @@ impl Statements {
     pub(crate) fn new(table: &TableName) -> Self {
         let t = table.quoted();
         let m = MARK_EXPIRES_AT;
+        let seed = owner_lock_seed(table);
+        let gate = |owner: &str| owner_gate(owner, seed);
         Self {
             // A fresh key (the case of every new session id) needs nothing
             // more than this: no speculative insertion, no ON CONFLICT
@@ -186,7 +220,7 @@ impl Statements {
             create: format!(
                 "INSERT INTO {t} (key, version, data, created_at, expires_at, owner) \
                  SELECT $1::bytea, 1, $2::bytea, $3::int8, $4::int8, $5::text WHERE {gate}",
-                gate = owner_gate(6)
+                gate = gate("$5::text")
             )
             .into(),
             // The insert and the replacement of a row that is not live are
@@ -201,7 +235,7 @@ impl Statements {
                  created_at = excluded.created_at, expires_at = excluded.expires_at, owner = excluded.owner, \
                  rotated_until = NULL \
                  WHERE (s.expires_at > $6::int8) IS NOT TRUE",
-                gate = owner_gate(7)
+                gate = gate("$5::text")
             )
             .into(),
             load: format!(
@@ -232,7 +266,7 @@ impl Statements {
                  ) \
                  SELECT (SELECT version FROM {t} WHERE key = $1 AND expires_at > $6) AS current, \
                         (SELECT version FROM upd) AS updated",
-                gate = owner_gate(7)
+                gate = gate("$5::text")
             )
             .into(),
             // `cur` locks the live row and reads its newest version; `upd`
@@ -250,7 +284,7 @@ impl Statements {
                      RETURNING s.version \
                  ) \
                  SELECT (SELECT version FROM cur) AS current, (SELECT version FROM upd) AS updated",
-                gate = owner_gate(7)
+                gate = gate("$5::text")
             )
             .into(),
             // `update` without the version test: when nothing is written,
@@ -265,7 +299,7 @@ impl Statements {
                  ) \
                  SELECT (SELECT version FROM {t} WHERE key = $1 AND expires_at > $5) AS current, \
                         (SELECT version FROM upd) AS updated",
-                gate = owner_gate(6)
+                gate = gate("$4::text")
             )
             .into(),
             overwrite_locked: format!(
@@ -277,7 +311,7 @@ impl Statements {
                      RETURNING s.version \
                  ) \
                  SELECT (SELECT version FROM cur) AS current, (SELECT version FROM upd) AS updated",
-                gate = owner_gate(6)
+                gate = gate("$4::text")
             )
             .into(),
             // GREATEST: renewal never shortens a session. The liveness test
@@ -289,61 +323,93 @@ impl Statements {
             // `moved` gives the session's row the new key (re-checking its
             // liveness on the newest version under the row lock), so the
             // session stays one update chain; `mark` inserts the rotation
-            // mark under the old key, which the update has just freed. A new
-            // key already in the table (live or not, or inserted
-            // concurrently) is a unique violation that rolls everything
-            // back; `rotate_locked` then decides. RETURNING gives the row as
-            // stored, so the record handed back is exactly what a load
-            // returns. Equal keys never come here: the mark would land on
-            // the moved session.
+            // mark under the old key, which the update has just freed.
+            // RETURNING gives the row as stored, so the record handed back
+            // is exactly what a load returns. A new key that is live in the
+            // statement's snapshot is refused from the snapshot (`taken`:
+            // AlreadyExists, or NotFound if the old key is not live there
+            // either), without touching a row: two rotates swapping two
+            // live keys, or a rotate onto a session that `delete_by_owner`
+            // is deleting, would otherwise each hold one row and wait for
+            // the other (a deadlock). A new key in the table that is not
+            // live there (expired, a mark, or inserted concurrently) is a
+            // unique violation that rolls everything back; `rotate_locked`
+            // then decides. Equal keys never come here: the mark would land
+            // on the moved session.
             rotate: format!(
-                "WITH moved AS ( \
-                     UPDATE {t} SET key = $2, version = 1, owner = COALESCE($3, owner) \
-                     WHERE key = $1 AND expires_at > $4 AND {gate} \
-                     RETURNING data, created_at, expires_at, owner \
-                 ), mark AS ( \
-                     INSERT INTO {t} (key, version, data, created_at, expires_at, owner, rotated_until) \
-                     SELECT $1, 0, '\\x'::bytea, $4, {m}, NULL, LEAST(expires_at, $5::int8) FROM moved \
-                 ) \
-                 SELECT data, created_at, expires_at, owner FROM moved",
-                gate = owner_gate(6)
-            )
-            .into(),
-            // `locked` locks both rows (those in the snapshot) in key order,
-            // the order every multi-row statement here uses, so two rotates
-            // of the same pair cannot deadlock. It yields the newest version
-            // of each row. `old` is the source if live; `free` holds iff the
-            // new key is not live (no row, expired, a mark); `cleared`
-            // removes what is under the new key, and `moved` (which waits
-            // for `cleared` through its count) gives the source that key,
-            // as in `rotate`. A row inserted under the new key after the
-            // snapshot is not in `locked`: `moved` then meets it as a unique
-            // violation, nothing is applied, and the store asks again with a
-            // snapshot that sees it. One statement, so nothing changes on
-            // either error.
-            rotate_locked: format!(
-                "WITH locked AS ( \
-                     SELECT key, expires_at FROM {t} WHERE (key = $1 OR key = $2) AND {gate} \
-                     ORDER BY key FOR UPDATE \
-                 ), old AS ( \
-                     SELECT 1 FROM locked WHERE key = $1 AND expires_at > $4 \
-                 ), free AS ( \
-                     SELECT 1 WHERE EXISTS (SELECT 1 FROM old) \
-                     AND NOT EXISTS (SELECT 1 FROM locked WHERE key = $2 AND expires_at > $4) \
-                 ), cleared AS ( \
-                     DELETE FROM {t} WHERE key = $2 AND EXISTS (SELECT 1 FROM free) RETURNING 1 \
+                "WITH taken AS MATERIALIZED ( \
+                     SELECT EXISTS (SELECT 1 FROM {t} WHERE key = $2 AND expires_at > $4) AS new_live, \
+                            EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $4) AS old_live \
                  ), moved AS ( \
                      UPDATE {t} SET key = $2, version = 1, owner = COALESCE($3, owner) \
-                     WHERE key = $1 AND EXISTS (SELECT 1 FROM free) AND (SELECT count(*) FROM cleared) >= 0 \
+                     WHERE key = $1 AND expires_at > $4 AND NOT (SELECT new_live FROM taken) AND {gate} \
                      RETURNING data, created_at, expires_at, owner \
                  ), mark AS ( \
                      INSERT INTO {t} (key, version, data, created_at, expires_at, owner, rotated_until) \
                      SELECT $1, 0, '\\x'::bytea, $4, {m}, NULL, LEAST(expires_at, $5::int8) FROM moved \
                  ) \
-                 SELECT EXISTS (SELECT 1 FROM old) AS old_live, EXISTS (SELECT 1 FROM moved) AS was_moved, \
+                 SELECT taken.new_live, taken.old_live, EXISTS (SELECT 1 FROM moved) AS was_moved, \
+                        moved.data, moved.created_at, moved.expires_at, moved.owner \
+                 FROM taken LEFT JOIN moved ON true",
+                gate = gate("$3::text")
+            )
+            .into(),
+            // The new key is in the table (not live in the lean statement's
+            // snapshot: expired, a mark, or inserted concurrently). The
+            // session moves *into the new key's row* (INSERT ... ON
+            // CONFLICT updates it in place, or inserts it if it is gone),
+            // and the old key's row becomes the mark in place, so that each
+            // key keeps its own update chain: a statement that found the
+            // new key's old row (expired by this caller's clock, perhaps
+            // live by its own) follows it to the session instead of finding
+            // it deleted, and one that found the old key's row follows it to
+            // the mark. The session thus leaves its row's chain, which
+            // `delete_by_owner` would follow, so this takes the lock of the
+            // session's owner (`set_owner`, or the old row's owner as the
+            // snapshot shows it, in `snap`) before it locks any row.
+            // `locked` locks both rows in key order, the order
+            // `delete_by_owner` uses too, and yields their newest versions.
+            // It moves only if nothing changed under it that it cannot
+            // follow (`unchanged`; the store asks again otherwise): the
+            // newest version still has the owner whose lock it took, and
+            // the rows it locked have the keys the snapshot shows (a row
+            // rotated from the new key to the old one after the snapshot is
+            // locked under the old key, but `mark`, which finds its row
+            // through the snapshot, would not find it, and the session
+            // would be copied rather than moved). One statement, so nothing
+            // changes on any error.
+            rotate_locked: format!(
+                "WITH snap AS MATERIALIZED ( \
+                     SELECT (SELECT owner FROM {t} WHERE key = $1 AND expires_at > $4) AS owner, \
+                            (SELECT array_agg(key ORDER BY key) FROM {t} WHERE key = $1 OR key = $2) AS keys \
+                 ), locked AS ( \
+                     SELECT key, data, created_at, expires_at, owner FROM {t} \
+                     WHERE (key = $1 OR key = $2) AND {gate} \
+                     ORDER BY key FOR UPDATE \
+                 ), src AS ( \
+                     SELECT * FROM locked WHERE key = $1 AND expires_at > $4 \
+                 ), old AS ( \
+                     SELECT * FROM src \
+                     WHERE ($3::text IS NOT NULL OR owner IS NOT DISTINCT FROM (SELECT owner FROM snap)) \
+                     AND (SELECT array_agg(key ORDER BY key) FROM locked) IS NOT DISTINCT FROM (SELECT keys FROM snap) \
+                 ), moved AS ( \
+                     INSERT INTO {t} AS s (key, version, data, created_at, expires_at, owner) \
+                     SELECT $2, 1, data, created_at, expires_at, COALESCE($3, owner) FROM old \
+                     ON CONFLICT (key) DO UPDATE SET version = 1, data = excluded.data, \
+                     created_at = excluded.created_at, expires_at = excluded.expires_at, owner = excluded.owner, \
+                     rotated_until = NULL \
+                     WHERE (s.expires_at > $4) IS NOT TRUE \
+                     RETURNING data, created_at, expires_at, owner \
+                 ), mark AS ( \
+                     UPDATE {t} AS s SET version = 0, data = '\\x'::bytea, created_at = $4, expires_at = {m}, \
+                     owner = NULL, rotated_until = LEAST(old.expires_at, $5::int8) \
+                     FROM old WHERE s.key = old.key AND EXISTS (SELECT 1 FROM moved) \
+                 ) \
+                 SELECT EXISTS (SELECT 1 FROM src) AS old_live, EXISTS (SELECT 1 FROM old) AS unchanged, \
+                        EXISTS (SELECT 1 FROM moved) AS was_moved, \
                         moved.data, moved.created_at, moved.expires_at, moved.owner \
                  FROM (VALUES (1)) AS one (x) LEFT JOIN moved ON true",
-                gate = owner_gate(6)
+                gate = gate("COALESCE($3::text, (SELECT owner FROM snap))")
             )
             .into(),
             was_rotated: format!("SELECT 1 FROM {t} WHERE key = $1 AND expires_at = {m} AND rotated_until > $2").into(),
@@ -363,12 +429,9 @@ impl Statements {
             .into(),
             list_by_owner: format!("SELECT key, created_at, expires_at FROM {t} WHERE owner = $1 AND expires_at > $2")
                 .into(),
-            delete_by_owner_for_explain: format!(
-                "WITH removed AS (DELETE FROM {t} WHERE owner = $1 RETURNING expires_at) \
-                 SELECT count(*) FILTER (WHERE expires_at > $2) AS live FROM removed"
-            )
-            .into(),
-            delete_by_owner_delete: format!("WITH removed AS (DELETE FROM {t} WHERE owner = ").into(),
+            delete_by_owner_for_explain: owner_deletion(&t, "$1", "$2").into(),
+            quoted: t.clone(),
+            seed,
             // Records: oldest first through the expires_at index, at most
             // `limit`, in the range `(i64::MIN, now]`, which starts after
             // the marks' place in the index without reading it. Marks that
@@ -406,8 +469,7 @@ impl Statements {
 }
 
 impl Statements {
-    /// `delete_by_owner`, for one owner, its lock key and `now`; one row
-    /// `(live)`.
+    /// `delete_by_owner`, for one owner and `now`; one row `(live)`.
     ///
     /// The one operation that must see many rows at one instant. In READ
     /// COMMITTED a plain `DELETE ... WHERE owner = $1` does not: its snapshot
@@ -417,71 +479,93 @@ impl Statements {
     /// session, and could not even be placed before that login when it also
     /// had to wait for another of the owner's sessions.
     ///
-    /// So every statement that makes a row the owner's takes the owner's
-    /// lock, `pg_advisory_xact_lock_shared(key)`, before it touches any row,
-    /// and holds it to its commit (see `owner_gate`); and this takes the
-    /// same lock exclusively first, in a statement of its own, then
-    /// deletes. The lock waits for every such writer in flight and holds new
-    /// ones back (they wait, holding no row lock), for the few milliseconds
-    /// of one indexed delete; writers for other owners, plain touches and
-    /// data updates, reads, and writes that take a session *away* from the
-    /// owner never wait for it. The DELETE, a second statement, gets a fresh
+    /// So every statement that can make a row the owner's takes the owner's
+    /// lock, `pg_advisory_xact_lock_shared(hashtextextended(owner, seed))`,
+    /// before it touches any row, and holds it to its commit (see
+    /// `owner_gate`): `create`, `update` and `overwrite` writing the owner
+    /// (even when it does not change: simpler, and such a write would wait
+    /// for this on the row anyway), the lean `rotate` setting it, and
+    /// `rotate_locked`, which moves the session out of its row, for the
+    /// owner it ends with. This takes the same lock exclusively first, in a
+    /// statement of its own, then deletes. The lock waits for every such
+    /// writer in flight and holds new ones back (they wait, holding no row
+    /// lock), for the few milliseconds of one indexed delete; writers for
+    /// other owners, anonymous writes, touches, reads, a lean rotate that
+    /// keeps the owner and writes that take a session *away* from the owner
+    /// never wait for it. The DELETE, a second statement, gets a fresh
     /// snapshot taken after the lock, in which every writer that made a row
     /// the owner's has committed; what changes later under it is ordered by
     /// row locks: a row it found is re-checked on its newest version, and a
-    /// session rotated to a new key meanwhile is that row's newest version
-    /// (rotate updates the key), so it is followed and deleted. Nothing of
-    /// the owner's escapes, so the operation is linearizable at its commit.
-    /// No table lock is taken, so VACUUM, ANALYZE, `CREATE INDEX
-    /// CONCURRENTLY` and open transactions never hold it up, nor it them.
+    /// session rotated by the lean rotate to a new key meanwhile is that
+    /// row's newest version, so it is followed and deleted. Nothing of the
+    /// owner's escapes, so the operation is linearizable at its commit. No
+    /// table lock is taken, so VACUUM, ANALYZE, `CREATE INDEX CONCURRENTLY`
+    /// and open transactions never hold it up, nor it them.
     ///
     /// The lock and the delete are two statements in one simple-query
     /// message, which PostgreSQL runs as one implicit transaction in one
     /// round trip (the lock statement returns no row, so the delete's count
     /// is the first row). The simple protocol takes no parameters, so the
     /// owner is sent hex-encoded (only `[0-9a-f]` reaches the SQL text) and
-    /// the lock key and `now` as quoted integer literals.
-    pub(crate) fn delete_by_owner(&self, owner: &str, lock: i64, now: i64) -> String {
-        let mut sql = String::with_capacity(self.delete_by_owner_delete.len() + 2 * owner.len() + 240);
-        sql.push_str("SELECT 1 WHERE pg_advisory_xact_lock('");
-        sql.push_str(&lock.to_string());
-        sql.push_str("'::int8) IS NULL; ");
-        sql.push_str(&self.delete_by_owner_delete);
-        sql.push_str("convert_from(decode('");
+    /// `now` as a quoted integer literal.
+    pub(crate) fn delete_by_owner(&self, owner: &str, now: i64) -> String {
+        let mut hex = String::with_capacity(2 * owner.len());
         for b in owner.bytes() {
-            sql.push(char::from(HEX[usize::from(b >> 4)]));
-            sql.push(char::from(HEX[usize::from(b & 0xf)]));
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
         }
-        sql.push_str("', 'hex'), 'UTF8') RETURNING expires_at) ");
-        sql.push_str("SELECT count(*) FILTER (WHERE expires_at > '");
-        sql.push_str(&now.to_string());
-        sql.push_str("'::int8) AS live FROM removed");
-        sql
+        let owner = format!("convert_from(decode('{hex}', 'hex'), 'UTF8')");
+        format!(
+            "SELECT 1 WHERE pg_advisory_xact_lock({key}) IS NULL; {delete}",
+            key = owner_lock_key(&owner, self.seed),
+            delete = owner_deletion(&self.quoted, &owner, &format!("'{now}'::int8"))
+        )
     }
+}
+
+/// The DELETE of `delete_by_owner` for table `t`, with the owner and `now`
+/// as the SQL expressions given. `locked` first locks the owner's rows in
+/// key order (the order `rotate_locked` uses too), re-checking `owner` on
+/// the newest version of each; the DELETE, which waits for `locked` through
+/// its count, then finds the same rows through its snapshot (the version
+/// the snapshot shows leads, by the update chain, to the newest one it
+/// locked, a session rotated meanwhile to a new key included: a DELETE by
+/// the locked rows' keys would miss that one, whose new version its
+/// snapshot cannot see) and removes them without waiting. Locking them all
+/// before deleting any keeps a lean `rotate` onto one of them from waiting
+/// on a deletion in flight while holding a row this waits for: a row that
+/// is only locked is a unique violation for it at once.
+fn owner_deletion(t: &str, owner: &str, now: &str) -> String {
+    format!(
+        "WITH locked AS ( \
+             SELECT key FROM {t} WHERE owner = {owner} ORDER BY key FOR UPDATE \
+         ), removed AS ( \
+             DELETE FROM {t} WHERE owner = {owner} AND (SELECT count(*) FROM locked) >= 0 RETURNING expires_at \
+         ) \
+         SELECT count(*) FILTER (WHERE expires_at > {now}) AS live FROM removed"
+    )
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The advisory lock key of `owner` in one table: FNV-1a (64 bits) of the
-/// table's `seed` continued over the owner's bytes.
+/// The seed of a table's owner lock keys, `hashtextextended(owner, seed)`:
+/// FNV-1a (64 bits) of the table's name, so that stores on different tables
+/// never wait for each other.
 ///
 /// Part of the table's protocol, like its schema: every instance that
 /// writes to the table, whatever its version of this crate, must derive the
-/// same key for the same owner, so the function is spelled out here rather
-/// than taken from a hasher that may change between Rust releases. Two
+/// same key for the same owner, so the seed's function is spelled out here
+/// rather than taken from a hasher that may change between Rust releases,
+/// and the owner is hashed by PostgreSQL's own `hashtextextended`, the
+/// function hash partitioning relies on (so it cannot change between
+/// PostgreSQL versions without breaking `pg_upgrade`). The key is computed
+/// in SQL because `rotate_locked` only learns the owner from the row. Two
 /// owners with the same key only wait for each other; they are never mixed
 /// up, since the key guards no data.
-pub(crate) fn owner_lock_key(seed: u64, owner: &str) -> i64 {
-    i64::from_ne_bytes(fnv1a(seed, owner.as_bytes()).to_ne_bytes())
-}
-
-/// The FNV-1a state after the table's name: the lock keys of two tables
-/// differ for the same owner, so stores on different tables never wait for
-/// each other.
-pub(crate) fn owner_lock_seed(table: &TableName) -> u64 {
+pub(crate) fn owner_lock_seed(table: &TableName) -> i64 {
     let seed = fnv1a(FNV_OFFSET, b"store-postgres owner lock\0");
     let seed = fnv1a(seed, table.to_string().as_bytes());
-    fnv1a(seed, b"\0")
+    i64::from_ne_bytes(fnv1a(seed, b"\0").to_ne_bytes())
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -502,27 +586,32 @@ mod tests {
     #[test]
     fn delete_by_owner_puts_only_hex_digits_and_integers_into_the_sql() {
         let table = TableName::new("public", "sessions").expect("valid");
-        let sql = Statements::new(&table).delete_by_owner("x'); DROP TABLE users; --", i64::MIN, -42);
+        let sql = Statements::new(&table).delete_by_owner("x'); DROP TABLE users; --", -42);
         assert!(!sql.contains("DROP TABLE users"), "{sql}");
         assert!(sql.contains("decode('7827293b20"), "{sql}");
         assert!(
-            sql.starts_with("SELECT 1 WHERE pg_advisory_xact_lock('-9223372036854775808'::int8) IS NULL; "),
+            sql.starts_with("SELECT 1 WHERE pg_advisory_xact_lock(hashtextextended("),
             "{sql}"
         );
         assert!(sql.ends_with("expires_at > '-42'::int8) AS live FROM removed"), "{sql}");
     }
 
     #[test]
-    fn owner_lock_keys_are_fixed_and_differ_by_owner_and_table() {
+    fn owner_lock_seeds_are_fixed_and_differ_by_table() {
         let a = owner_lock_seed(&TableName::new("public", "sessions").expect("valid"));
         let b = owner_lock_seed(&TableName::new("public", "sessions2").expect("valid"));
         // The published FNV-1a test vector: the function is the standard one.
         assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
         // Pinned: a change here would let instances of two crate versions
         // take different locks for the same owner.
-        assert_eq!(owner_lock_key(a, "user-42"), 7_661_510_171_174_164_512);
-        assert_ne!(owner_lock_key(a, "user-42"), owner_lock_key(a, "user-43"));
-        assert_ne!(owner_lock_key(a, "user-42"), owner_lock_key(b, "user-42"));
-        assert_ne!(owner_lock_key(a, "ab"), owner_lock_key(a, "ba"));
+        assert_eq!(a, 5_564_580_068_159_433_864);
+        assert_ne!(a, b);
+        let sql = Statements::new(&TableName::new("public", "sessions").expect("valid")).delete_by_owner("o", 0);
+        assert!(
+            sql.contains(&format!(
+                "pg_advisory_xact_lock(hashtextextended(convert_from(decode('6f', 'hex'), 'UTF8'), {a}))"
+            )),
+            "{sql}"
+        );
     }
 }

@@ -21,11 +21,14 @@ use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection, Row as _
 const ROWS: i64 = 1_000_000;
 const MARKS: i64 = 10_000;
 
-/// The advisory lock key the gated statements are given here.
-const LOCK: i64 = 4242;
+/// The owner the gated statements make a row belong to here.
+const OWNER: &str = "user-42";
 
-/// `(operation, arguments for EXECUTE, expected indexes, takes the owner lock)`.
-fn cases(now: i64) -> Vec<(&'static str, String, &'static [&'static str], bool)> {
+/// `(operation, arguments for EXECUTE, expected indexes, the owner whose
+/// lock it takes first)`.
+type Case = (&'static str, String, &'static [&'static str], Option<&'static str>);
+
+fn cases(now: i64) -> Vec<Case> {
     // Row i expires at now - 12 h + i days / ROWS: the last ones are live.
     let live = format!("sha256('{ROWS}'::text::bytea)");
     let live2 = format!("sha256('{}'::text::bytea)", ROWS - 1);
@@ -36,63 +39,66 @@ fn cases(now: i64) -> Vec<(&'static str, String, &'static [&'static str], bool)>
     vec![
         (
             "create",
-            format!("{fresh}, '\\x01', {now}, {exp}, 'user-42', {LOCK}"),
+            format!("{fresh}, '\\x01', {now}, {exp}, '{OWNER}'"),
             &[],
-            true,
+            Some(OWNER),
         ),
         (
             "create (key in the table)",
-            format!("{live}, '\\x01', {now}, {exp}, 'user-42', {now}, {LOCK}"),
+            format!("{live}, '\\x01', {now}, {exp}, '{OWNER}', {now}"),
             pkey,
-            true,
+            Some(OWNER),
         ),
-        ("load", format!("{live}, {now}"), pkey, false),
+        ("load", format!("{live}, {now}"), pkey, None),
         (
             "update",
-            format!("{live}, 1, '\\x01', {exp}, 'user-42', {now}, {LOCK}"),
+            format!("{live}, 1, '\\x01', {exp}, '{OWNER}', {now}"),
             pkey,
-            true,
+            Some(OWNER),
         ),
         (
             "update (row changed meanwhile)",
-            format!("{live}, 1, '\\x01', {exp}, 'user-42', {now}, {LOCK}"),
+            format!("{live}, 1, '\\x01', {exp}, '{OWNER}', {now}"),
             pkey,
-            true,
+            Some(OWNER),
         ),
         (
             "overwrite",
-            format!("{live}, '\\x01', {exp}, 'user-42', {now}, {LOCK}"),
+            format!("{live}, '\\x01', {exp}, '{OWNER}', {now}"),
             pkey,
-            true,
+            Some(OWNER),
         ),
         (
             "overwrite (row changed meanwhile)",
-            format!("{live}, '\\x01', {exp}, 'user-42', {now}, {LOCK}"),
+            format!("{live}, '\\x01', {exp}, '{OWNER}', {now}"),
             pkey,
-            true,
+            Some(OWNER),
         ),
-        ("touch", format!("{live}, {exp}, {now}"), pkey, false),
+        ("touch", format!("{live}, {exp}, {now}"), pkey, None),
         (
             "rotate",
-            format!("{live}, {fresh}, 'user-42', {now}, {mark_until}, {LOCK}"),
+            format!("{live}, {fresh}, '{OWNER}', {now}, {mark_until}"),
             pkey,
-            true,
+            Some(OWNER),
         ),
         (
+            // No owner given: the lock is the old row's owner's, which
+            // the statement reads from its snapshot first (row ROWS is
+            // `user-0`'s).
             "rotate (new key in the table)",
-            format!("{live}, {live2}, 'user-42', {now}, {mark_until}, {LOCK}"),
+            format!("{live}, {live2}, NULL, {now}, {mark_until}"),
             pkey,
-            true,
+            Some("user-0"),
         ),
-        ("was_rotated", format!("{live}, {now}"), pkey, false),
-        ("delete", format!("{live}, {now}"), pkey, false),
-        ("list_by_owner", format!("'user-42', {now}"), &["_owner"], false),
-        ("delete_by_owner", format!("'user-42', {now}"), &["_owner"], false),
+        ("was_rotated", format!("{live}, {now}"), pkey, None),
+        ("delete", format!("{live}, {now}"), pkey, None),
+        ("list_by_owner", format!("'{OWNER}', {now}"), &["_owner"], None),
+        ("delete_by_owner", format!("'{OWNER}', {now}"), &["_owner"], None),
         (
             "delete_expired",
             format!("{now}, 1000"),
             &["_expires_at", "_marks"],
-            false,
+            None,
         ),
     ]
 }
@@ -158,7 +164,7 @@ async fn every_statement_uses_an_index_and_takes_the_owner_lock_before_any_row_o
         store.statements_for_tests().len(),
         "every statement of the store has a case here"
     );
-    for (op, args, indexes, gated) in &cases {
+    for (op, args, indexes, gate) in &cases {
         let sql = support::statement(&store, op);
         for mode in MODES {
             let plan = plan(&mut conn, &sql, args, mode).await;
@@ -168,7 +174,7 @@ async fn every_statement_uses_an_index_and_takes_the_owner_lock_before_any_row_o
             for index in *indexes {
                 assert!(plan.contains(index), "{op} does not use its index ({index}):\n{plan}");
             }
-            if *gated {
+            if gate.is_some() {
                 assert!(
                     plan.contains("One-Time Filter") && plan.contains("InitPlan"),
                     "{op}: the owner lock is not a one-time filter:\n{plan}"
@@ -185,15 +191,17 @@ async fn every_statement_uses_an_index_and_takes_the_owner_lock_before_any_row_o
         .fetch_one(&mut runner)
         .await
         .expect("pid");
-    for (op, args, _, gated) in &cases {
-        if !*gated {
+    let seed = store.owner_lock_seed_for_tests();
+    for (op, args, _, gate) in &cases {
+        let Some(owner) = gate else {
             continue;
-        }
+        };
         let sql = support::statement(&store, op);
         for mode in MODES {
             let mut hold = holder.begin().await.expect("begin");
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(LOCK)
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
+                .bind(owner)
+                .bind(seed)
                 .execute(&mut *hold)
                 .await
                 .expect("hold the owner lock");

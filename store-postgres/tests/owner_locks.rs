@@ -35,6 +35,20 @@ async fn store_and_watcher() -> (PostgresStore, String, sqlx::PgConnection) {
     (store, application, watcher)
 }
 
+/// Two sessions of the victim's in the order `delete_by_owner` takes them:
+/// it locks an owner's rows in key order, so it reaches the first one
+/// before it touches the second.
+fn two_of_the_victims_in_key_order(now: Timestamp) -> (session_core::Record, session_core::Record) {
+    let (mut first, mut second) = (
+        support::record(now, Some("victim")),
+        support::record(now, Some("victim")),
+    );
+    if second.key < first.key {
+        std::mem::swap(&mut first.key, &mut second.key);
+    }
+    (first, second)
+}
+
 fn update_to(r: &session_core::Record, expected_version: u64, owner: Option<&str>) -> Update {
     Update {
         expected_version,
@@ -144,7 +158,6 @@ async fn a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back(
         .bind(in_flight.created_at.as_millis())
         .bind(in_flight.expires_at.as_millis())
         .bind("victim")
-        .bind(store.owner_lock_key_for_tests("victim"))
         .execute(&mut *tx)
         .await
         .expect("the in-flight create");
@@ -235,11 +248,7 @@ async fn every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner()
     let (store, application, mut watcher) = store_and_watcher().await;
     let store = Arc::new(store);
     let now = Timestamp::now();
-    // `held` comes first for the delete, in the owner index (expiry order)
-    // and in the heap (insertion order) alike.
-    let mut held = support::record(now, Some("victim"));
-    held.expires_at = now + conformance::HOUR / 2;
-    let touched = support::record(now, Some("victim"));
+    let (held, touched) = two_of_the_victims_in_key_order(now);
     let (to_update, to_overwrite, to_rotate) = (
         support::record(now, None),
         support::record(now, Some("other")),
@@ -361,11 +370,7 @@ async fn a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key
     }
     let (store, application, mut watcher) = store_and_watcher().await;
     let now = Timestamp::now();
-    // `held` comes first for the delete, in the owner index (expiry order)
-    // and in the heap (insertion order) alike.
-    let mut held = support::record(now, Some("victim"));
-    held.expires_at = now + conformance::HOUR / 2;
-    let rotated = support::record(now, Some("victim"));
+    let (held, rotated) = two_of_the_victims_in_key_order(now);
     for r in [&held, &rotated] {
         store.create(r.clone(), now).await.expect("create");
     }
@@ -415,8 +420,9 @@ async fn writes_that_make_no_session_the_owners_take_no_owner_lock() {
     // Hold the victim's lock exclusively, as a delete_by_owner would.
     let mut holder = support::raw_connection().await.expect("raw connection");
     let mut tx = holder.begin().await.expect("begin");
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(store.owner_lock_key_for_tests("victim"))
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
+        .bind("victim")
+        .bind(store.owner_lock_seed_for_tests())
         .execute(&mut *tx)
         .await
         .expect("take the owner's lock");
@@ -446,5 +452,92 @@ async fn writes_that_make_no_session_the_owners_take_no_owner_lock() {
     .await;
     must_not_wait("a delete", store.delete(&away, now)).await;
     tx.rollback().await.expect("release");
+    store.drop_table().await.expect("drop");
+}
+
+/// A rotate onto a key already in the table keeps the session's owner and
+/// moves the session out of its row, so it takes the lock of the owner the
+/// session has. It learns that owner from its snapshot before it locks any
+/// row; when the owner changes between the snapshot and the row lock, it
+/// has taken the wrong lock, so it must not move the session then, but ask
+/// again and take the new owner's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotate_onto_a_taken_key_takes_the_lock_of_the_owner_the_session_has_when_it_moves() {
+    if !support::server_or_skip("a_rotate_onto_a_taken_key_takes_the_lock_of_the_owner_the_session_has_when_it_moves")
+        .await
+    {
+        return;
+    }
+    let (store, application, mut watcher) = store_and_watcher().await;
+    let now = Timestamp::now();
+    let mut expired = support::record(now, None);
+    expired.expires_at = now;
+    let source = support::record(now, Some("ann"));
+    for r in [&expired, &source] {
+        store.create(r.clone(), now).await.expect("create");
+    }
+    let hold = |owner: &'static str| {
+        let seed = store.owner_lock_seed_for_tests();
+        async move {
+            let mut conn = support::raw_connection().await.expect("raw connection");
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{owner}', {seed}))"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("hold the owner's lock");
+            conn
+        }
+    };
+
+    let mut ann = hold("ann").await;
+    let rotating = {
+        let (store, from, to) = (store.clone(), source.key, expired.key);
+        tokio::spawn(async move { store.rotate(&from, &to, None, now).await })
+    };
+    support::wait_until_waiting(&mut watcher, &application, "advisory", 1).await;
+    // The session changes hands before the rotate has locked its row.
+    let u = update_to(&source, 1, Some("bob"));
+    assert_eq!(
+        must_not_wait("the owner change", store.update(&source.key, u, now)).await,
+        2
+    );
+    let mut bob = hold("bob").await;
+    ann.execute("ROLLBACK").await.expect("release ann's lock");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Waiting for bob's lock in particular (pg_locks splits the key
+        // in two halves), not still for ann's.
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid) \
+             WHERE a.application_name = $1 AND l.locktype = 'advisory' AND NOT l.granted \
+             AND l.objsubid = 1 AND (l.classid::int8 << 32 | l.objid::int8) = hashtextextended('bob', $2)",
+        )
+        .bind(&application)
+        .bind(store.owner_lock_seed_for_tests())
+        .fetch_one(&mut watcher)
+        .await
+        .expect("read pg_locks");
+        assert!(
+            !rotating.is_finished(),
+            "the rotate moved bob's session holding only ann's lock"
+        );
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotate never waited for bob's lock"
+        );
+        tokio::task::yield_now().await;
+    }
+    bob.execute("ROLLBACK").await.expect("release bob's lock");
+    let moved = rotating.await.expect("task").expect("rotate");
+    assert_eq!(
+        (moved.key, moved.version, moved.owner.as_deref()),
+        (expired.key, 1, Some("bob"))
+    );
+    assert_eq!(store.list_by_owner("bob", now).await.expect("list").len(), 1);
     store.drop_table().await.expect("drop");
 }

@@ -157,6 +157,19 @@ async fn every_operation_is_one_round_trip() {
         measure("rotate", b);
         assert_eq!(moved.owner.as_deref(), Some("owner"));
         let b = proxy.count();
+        let taken = support::record(now, None);
+        store.create(taken.clone(), now).await.expect("create");
+        measure("create (another)", b);
+        let b = proxy.count();
+        assert!(
+            matches!(
+                store.rotate(&other, &taken.key, None, now).await,
+                Err(Error::AlreadyExists)
+            ),
+            "a rotate onto a live key"
+        );
+        measure("rotate (onto a live key)", b);
+        let b = proxy.count();
         assert!(store.was_rotated(&r.key, now).await.expect("was_rotated"));
         measure("was_rotated", b);
         let b = proxy.count();
