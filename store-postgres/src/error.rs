@@ -43,28 +43,53 @@ impl From<ConfigError> for Error {
 
 /// A failure of the PostgreSQL server or of the connection to it: the source
 /// of every [`Error::Backend`] this crate returns.
+///
+/// Messages give the server's message and SQLSTATE, never the source file
+/// and line of PostgreSQL's C code that sqlx appends to its own rendering.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostgresError {
     /// The server canceled the statement because it ran longer than the
-    /// configured statement timeout (for example while waiting for a lock).
+    /// statement timeout (for example while waiting for a lock).
     #[error(
-        "PostgreSQL session store: `{op}` on table {table} exceeded the statement timeout of {} ms and was canceled by the server",
-        timeout.as_millis()
+        "PostgreSQL session store: `{op}` on table {table} exceeded {} and was canceled by the server",
+        TimeoutText(*timeout)
     )]
     StatementTimeout {
         /// The store operation.
         op: &'static str,
         /// The table, `schema.table`.
         table: String,
-        /// The configured timeout.
-        timeout: Duration,
+        /// The configured [`statement_timeout`](crate::PostgresStoreBuilder::statement_timeout),
+        /// or `None` when the statement was canceled before it had run that
+        /// long, or none is configured: the server's own setting did it (a
+        /// role or database setting, or a pooler that does not pass the
+        /// store's setting on).
+        timeout: Option<Duration>,
+        /// The server's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The statement was canceled by someone else: an administrator
+    /// (`pg_cancel_backend`, a cancel request) or the server shutting down.
+    /// Nothing of it was applied.
+    #[error(
+        "PostgreSQL session store: `{op}` on table {table} was canceled (by an administrator, pg_cancel_backend, or a shutdown) after {} ms",
+        elapsed.as_millis()
+    )]
+    Canceled {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// How long the statement had run, as the store measured it.
+        elapsed: Duration,
         /// The server's error.
         #[source]
         source: sqlx::Error,
     },
     /// A statement failed (server error, lost connection...).
-    #[error("PostgreSQL session store: `{op}` on table {table} failed: {source}")]
+    #[error("PostgreSQL session store: `{op}` on table {table} failed: {}", Described(source))]
     Statement {
         /// The store operation.
         op: &'static str,
@@ -74,17 +99,34 @@ pub enum PostgresError {
         #[source]
         source: sqlx::Error,
     },
+    /// The rows an operation works on kept changing under it: each attempt
+    /// met a concurrent write that committed between its snapshot and its
+    /// own write. Nothing was applied; a retry will most likely succeed.
+    #[error(
+        "PostgreSQL session store: `{op}` on table {table} gave up after {attempts} attempts that each met a concurrent write of the same key"
+    )]
+    KeptChanging {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// How many statements were sent.
+        attempts: u32,
+    },
     /// Every connection stayed busy for the whole acquire timeout.
     #[error("PostgreSQL session store: no connection became free within {} ms", .0.as_millis())]
     AcquireTimeout(Duration),
     /// Opening a new connection failed.
-    #[error("PostgreSQL session store: could not connect: {0}")]
+    #[error("PostgreSQL session store: could not connect: {}", Described(.0))]
     Connect(#[source] sqlx::Error),
     /// Opening a new connection took longer than the acquire timeout.
     #[error("PostgreSQL session store: connecting took longer than {} ms", .0.as_millis())]
     ConnectTimeout(Duration),
     /// A migration failed; it was rolled back.
-    #[error("PostgreSQL session store: migration {version} ({description}) of table {table} failed: {source}")]
+    #[error(
+        "PostgreSQL session store: migration {version} ({description}) of table {table} failed: {}",
+        Described(source)
+    )]
     Migration {
         /// The migration's version.
         version: i64,
@@ -105,6 +147,43 @@ impl PostgresError {
     /// Whether this is a statement canceled by the statement timeout.
     pub fn is_statement_timeout(&self) -> bool {
         matches!(self, PostgresError::StatementTimeout { .. })
+    }
+
+    /// Whether this is a statement canceled by someone else (an
+    /// administrator, a shutdown), not by the statement timeout.
+    pub fn is_canceled(&self) -> bool {
+        matches!(self, PostgresError::Canceled { .. })
+    }
+}
+
+/// "the statement timeout of N ms", or the server's.
+struct TimeoutText(Option<Duration>);
+
+impl std::fmt::Display for TimeoutText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "the statement timeout of {} ms", t.as_millis()),
+            None => f.write_str("the server's statement timeout"),
+        }
+    }
+}
+
+/// An sqlx error for a message. sqlx renders a server error as its message
+/// followed by " at line N", where N is the line of PostgreSQL's C source
+/// that raised it (the protocol's `L` field), which means nothing to a
+/// reader and looks like a position in the store's SQL: this gives the
+/// message and the SQLSTATE instead. Other errors keep sqlx's rendering.
+struct Described<'a>(&'a sqlx::Error);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            sqlx::Error::Database(db) => match db.code() {
+                Some(code) => write!(f, "{} (SQLSTATE {code})", db.message()),
+                None => f.write_str(db.message()),
+            },
+            other => write!(f, "{other}"),
+        }
     }
 }
 
@@ -152,10 +231,39 @@ pub(crate) fn breaks_connection(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether the server canceled the statement (statement timeout; this store
-/// never sends cancel requests of its own).
+/// Whether the server canceled the statement (SQLSTATE 57014): by the
+/// statement timeout or by someone else; see [`cancel_cause`].
 pub(crate) fn is_query_canceled(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
+
+/// Why the server canceled a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelCause {
+    /// The statement timeout.
+    Timeout,
+    /// Someone else: `pg_cancel_backend`, a cancel request, a shutdown.
+    Other,
+}
+
+/// Tells a statement timeout from another cancel: PostgreSQL reports both as
+/// SQLSTATE 57014, and only its message differs ("canceling statement due
+/// to statement timeout" or "... due to user request"). That message is
+/// localized by the server's `lc_messages`, which a non-superuser cannot
+/// change, so when it is in another language the store judges by time: the
+/// server counts the timeout from the statement's start, which is after the
+/// store started its own clock, so a statement canceled before the store's
+/// clock reached the configured timeout was not canceled by it.
+pub(crate) fn cancel_cause(message: &str, elapsed: Duration, configured: Option<Duration>) -> CancelCause {
+    if message.contains("statement timeout") {
+        CancelCause::Timeout
+    } else if message.contains("user request") {
+        CancelCause::Other
+    } else if configured.is_some_and(|t| elapsed >= t) {
+        CancelCause::Timeout
+    } else {
+        CancelCause::Other
+    }
 }
 
 /// Wraps a backend failure with the retry hint the contract asks for.
@@ -178,4 +286,41 @@ pub(crate) fn is_aborted_without_effect(e: &sqlx::Error) -> bool {
 /// statement, and everything it did before, was rolled back.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_english_message_says_which_cancel_it_was() {
+        let timeout = Some(30_000 * MS);
+        let by_timeout = "canceling statement due to statement timeout";
+        let by_user = "canceling statement due to user request";
+        for elapsed in [11 * MS, 30_000 * MS, 40_000 * MS] {
+            assert_eq!(cancel_cause(by_timeout, elapsed, timeout), CancelCause::Timeout);
+            assert_eq!(cancel_cause(by_user, elapsed, timeout), CancelCause::Other);
+            assert_eq!(cancel_cause(by_timeout, elapsed, None), CancelCause::Timeout);
+            assert_eq!(cancel_cause(by_user, elapsed, None), CancelCause::Other);
+        }
+    }
+
+    #[test]
+    fn a_localized_message_is_judged_by_the_time_the_statement_ran() {
+        // Messages in another language (German, as a server with
+        // lc_messages = 'de_DE.UTF-8' may send them): no English text to go by.
+        let by_timeout = "storniere Anfrage wegen Zeitüberschreitung der Anweisung";
+        let by_user = "storniere Anfrage wegen Benutzeraufforderung";
+        let timeout = Some(30_000 * MS);
+        for message in [by_timeout, by_user] {
+            assert_eq!(cancel_cause(message, 11 * MS, timeout), CancelCause::Other);
+            assert_eq!(cancel_cause(message, 29_999 * MS, timeout), CancelCause::Other);
+            assert_eq!(cancel_cause(message, 30_000 * MS, timeout), CancelCause::Timeout);
+            assert_eq!(cancel_cause(message, 31_000 * MS, timeout), CancelCause::Timeout);
+            // Without a configured timeout, only the English text can say.
+            assert_eq!(cancel_cause(message, 31_000 * MS, None), CancelCause::Other);
+        }
+    }
 }

@@ -30,21 +30,29 @@ struct Migration {
 
 /// Every migration, in order. Append only: a published migration never
 /// changes (stores that applied it would not see the change).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create the sessions table and its indexes",
-    sql: include_str!("../migrations/0001_create_sessions.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create the sessions table and its indexes",
+        sql: include_str!("../migrations/0001_create_sessions.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "add rotation marks: the rotated_until column and its index",
+        sql: include_str!("../migrations/0002_rotation_marks.sql"),
+    },
+];
 
 /// The latest schema version this crate knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key's namespace: the first half of the two-int key, so
 /// our locks do not collide with an application's single-int ones.
 const LOCK_NAMESPACE: i32 = 0x5E55_1045;
 
-/// Applies the migrations that `table` has not seen yet, on `conn`.
-pub(crate) async fn run(conn: &mut PgConnection, table: &TableName) -> Result<(), Error> {
+/// Applies the migrations that `table` has not seen yet, up to version
+/// `up_to`, on `conn`.
+pub(crate) async fn run(conn: &mut PgConnection, table: &TableName, up_to: i64) -> Result<(), Error> {
     let name = table.to_string();
     let step = |version: i64, description: &'static str| {
         let name = name.clone();
@@ -106,7 +114,10 @@ pub(crate) async fn run(conn: &mut PgConnection, table: &TableName) -> Result<()
         .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
         .map_err(step(0, "read the applied migrations"))?;
 
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version <= up_to && !applied.contains(&m.version))
+    {
         raw_sql(AssertSqlSafe(render(m.sql, table)))
             .execute(&mut *tx)
             .await
@@ -139,6 +150,7 @@ fn render(sql: &str, table: &TableName) -> String {
     sql.replace("{table}", &table.quoted())
         .replace("{expires_at_index}", &table.quoted_local("_expires_at"))
         .replace("{owner_index}", &table.quoted_local("_owner"))
+        .replace("{marks_index}", &table.quoted_local("_marks"))
 }
 
 #[cfg(test)]

@@ -26,6 +26,19 @@ pub(crate) fn version(stored: i64) -> Result<u64, Error> {
         .ok_or_else(|| Error::Corrupt(format!("a session row has version {stored}; versions start at 1")))
 }
 
+/// A stored version that an `update` or `overwrite` may increment: at
+/// least 1 and below `i64::MAX`, the largest `bigint` (a damaged row could
+/// hold it; growing it would fail, so the write is refused).
+pub(crate) fn incrementable(stored: i64) -> Result<u64, Error> {
+    let v = version(stored)?;
+    if stored == i64::MAX {
+        return Err(Error::Corrupt(format!(
+            "a session row has version {stored}, the largest a bigint holds: it cannot be written again"
+        )));
+    }
+    Ok(v)
+}
+
 /// A live record read by `load`; `key` is the one asked for.
 pub(crate) fn record(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
     let data: Vec<u8> = column(row, "data")?;
@@ -38,6 +51,33 @@ pub(crate) fn record(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
         expires_at: Timestamp::from_millis(column(row, "expires_at")?),
         owner: column(row, "owner")?,
     })
+}
+
+/// The record `rotate` moved to `key`, from the moved row's `data,
+/// created_at, expires_at, owner` as stored (version 1).
+pub(crate) fn moved(key: StoreKey, row: &PgRow) -> Result<Record, Error> {
+    let data: Vec<u8> = column(row, "data")?;
+    Ok(Record {
+        key,
+        version: 1,
+        data: Bytes::from(data),
+        created_at: Timestamp::from_millis(column(row, "created_at")?),
+        expires_at: Timestamp::from_millis(column(row, "expires_at")?),
+        owner: column(row, "owner")?,
+    })
+}
+
+/// The row's key for a log line: its [`StoreKey::short`] prefix, or its
+/// length when it is not a key (a foreign writer's bytes could be anything,
+/// even a token, so they are never shown).
+pub(crate) fn key_for_log(row: &PgRow) -> String {
+    match row.try_get::<&[u8], _>("key") {
+        Ok(bytes) => match StoreKey::from_slice(bytes) {
+            Ok(key) => key.short(),
+            Err(_) => format!("(not a key: {} bytes)", bytes.len()),
+        },
+        Err(_) => "(unreadable key)".to_owned(),
+    }
 }
 
 /// One row of `list_by_owner`.

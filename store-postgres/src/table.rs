@@ -10,9 +10,10 @@
 use crate::ConfigError;
 
 /// Longest accepted table name. PostgreSQL truncates identifiers at 63 bytes;
-/// the store derives `<table>_migrations`, `<table>_expires_at` and
-/// `<table>_owner` from the table name, and they must fit too (a silently
-/// truncated index name could collide with another store's).
+/// the store derives `<table>_migrations`, `<table>_expires_at`,
+/// `<table>_owner` and `<table>_marks` from the table name, and they must
+/// fit too (a silently truncated index name could collide with another
+/// store's).
 pub const MAX_TABLE_NAME_LEN: usize = 48;
 
 /// Longest accepted schema name (PostgreSQL's identifier limit).

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use session_core::{SessionStore, Timestamp, Update};
+use session_core::{Error, Overwrite, SessionStore, Timestamp, Update};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -145,17 +145,68 @@ async fn every_operation_is_one_round_trip() {
             .expect("touch");
         measure("touch", b);
         let b = proxy.count();
-        store.rotate(&r.key, &other, now).await.expect("rotate");
+        let w = Overwrite {
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: r.owner.clone(),
+        };
+        assert_eq!(store.overwrite(&r.key, w.clone(), now).await.expect("overwrite"), 3);
+        measure("overwrite", b);
+        let b = proxy.count();
+        let moved = store.rotate(&r.key, &other, None, now).await.expect("rotate");
         measure("rotate", b);
+        assert_eq!(moved.owner.as_deref(), Some("owner"));
+        let b = proxy.count();
+        let taken = support::record(now, None);
+        store.create(taken.clone(), now).await.expect("create");
+        measure("create (another)", b);
+        let b = proxy.count();
+        assert!(
+            matches!(
+                store.rotate(&other, &taken.key, None, now).await,
+                Err(Error::AlreadyExists)
+            ),
+            "a rotate onto a live key"
+        );
+        measure("rotate (onto a live key)", b);
+        let b = proxy.count();
+        assert!(store.was_rotated(&r.key, now).await.expect("was_rotated"));
+        measure("was_rotated", b);
+        let b = proxy.count();
+        assert!(
+            matches!(store.overwrite(&r.key, w, now).await, Err(Error::NotFound)),
+            "a rotation mark is not a session"
+        );
+        measure("overwrite (not live)", b);
+        let b = proxy.count();
+        assert!(!store.delete(&r.key, now).await.expect("delete of the mark"));
+        measure("delete (a mark)", b);
+        let login = conformance::fresh_key();
+        let b = proxy.count();
+        let moved = store
+            .rotate(&other, &login, Some("owner"), now)
+            .await
+            .expect("rotate setting the owner");
+        measure("rotate (setting the owner)", b);
+        assert_eq!(moved.key, login);
+        let other = login;
         let b = proxy.count();
         store.list_by_owner("owner", now).await.expect("list_by_owner");
         measure("list_by_owner", b);
         let b = proxy.count();
-        store.delete(&other, now).await.expect("delete");
+        assert!(store.delete(&other, now).await.expect("delete"));
         measure("delete", b);
         let b = proxy.count();
         store.delete_by_owner("owner", now).await.expect("delete_by_owner");
         measure("delete_by_owner", b);
+        let b = proxy.count();
+        assert!(
+            !store
+                .was_rotated(&conformance::fresh_key(), now)
+                .await
+                .expect("was_rotated")
+        );
+        measure("was_rotated (no mark)", b);
         let b = proxy.count();
         store.delete_expired(now, 1000).await.expect("delete_expired");
         measure("delete_expired", b);

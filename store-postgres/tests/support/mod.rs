@@ -93,3 +93,84 @@ pub async fn execute(sql: String) {
         .await
         .expect("the test's own SQL runs");
 }
+
+/// The `application_name` of a [`fresh_store`]'s connections: its table's
+/// name without the schema.
+pub fn application_name(store: &PostgresStore) -> String {
+    store.table().rsplit('.').next().unwrap_or_default().to_owned()
+}
+
+/// Waits until at least `n` backends of `application` wait for a lock of
+/// the kind `wait_event` (`advisory`, `transactionid`, `relation`...), as
+/// `pg_stat_activity` shows them: a condition, never an assumed duration.
+/// Fails after 20 s.
+pub async fn wait_until_waiting(watcher: &mut PgConnection, application: &str, wait_event: &str, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND wait_event_type = 'Lock' AND wait_event = $2",
+        )
+        .bind(application)
+        .bind(wait_event)
+        .fetch_one(&mut *watcher)
+        .await
+        .expect("read pg_stat_activity");
+        if waiting >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} backends of {application} never waited on a {wait_event} lock ({waiting} did)"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The statement the store sends for `op`, from `statements_for_tests`.
+pub fn statement(store: &PostgresStore, op: &str) -> String {
+    store
+        .statements_for_tests()
+        .iter()
+        .find(|(name, _)| *name == op)
+        .map(|(_, sql)| (*sql).to_owned())
+        .unwrap_or_else(|| panic!("the store has no statement {op:?}"))
+}
+
+/// A write of another instance in flight: a transaction of its own that has
+/// rewritten `key`'s row and stays open, holding the row's lock, until
+/// [`InFlightWrite::commit`] or [`InFlightWrite::rollback`].
+pub struct InFlightWrite {
+    conn: PgConnection,
+}
+
+impl InFlightWrite {
+    /// Opens the transaction and writes the row (its contents unchanged).
+    pub async fn start(store: &PostgresStore, key: &session_core::StoreKey) -> InFlightWrite {
+        let mut conn = raw_connection().await.expect("a raw connection");
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("begin");
+        let written = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET data = data WHERE key = $1",
+            store.table()
+        )))
+        .bind(key.as_bytes().as_slice())
+        .execute(&mut conn)
+        .await
+        .expect("write the row");
+        assert_eq!(written.rows_affected(), 1, "the row to hold exists");
+        InFlightWrite { conn }
+    }
+
+    /// Commits the write, releasing the row.
+    pub async fn commit(mut self) {
+        sqlx::raw_sql("COMMIT").execute(&mut self.conn).await.expect("commit");
+    }
+
+    /// Rolls the write back, releasing the row.
+    pub async fn rollback(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .expect("rollback");
+    }
+}
