@@ -1,6 +1,6 @@
 //! The comparison report: one Markdown table (operation × backend), the
 //! targets (see "Targets" in `benches/README.md`) checked against it, every
-//! raw number, and SVG plots. One file per part: [`table`], [`targets`],
+//! raw number, and SVG plots. One file per part: [`mod@table`], [`targets`],
 //! [`plots`]; this module puts them together into `report.md`.
 
 mod cells;
