@@ -13,52 +13,22 @@
 //! work as usual (`-- --measurement-time 2 'load/'`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use benches::lineup::Lineup;
-use benches::workload::{Arena, STORE_SIZES, full_matrix};
+use benches::round::{Round, store_sizes};
+use benches::workload::full_matrix;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-fn store_sizes() -> Vec<usize> {
-    let large = std::env::var("SESSIONS_BENCH_LARGE").is_ok_and(|v| v == "1");
-    STORE_SIZES
-        .into_iter()
-        .filter(|&n| large || n == STORE_SIZES[0])
-        .collect()
-}
 
 fn sessions(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime can be built");
-    for size in store_sizes() {
-        let lineup = rt.block_on(Lineup::assemble());
-        for line in &lineup.skipped {
-            eprintln!("{line}");
-        }
-        let mut arenas: Vec<Arc<Arena>> = Vec::new();
-        for contender in &lineup.contenders {
-            let start = Instant::now();
-            match rt.block_on(Arena::preload(Arc::clone(contender), size)) {
-                Ok(arena) => {
-                    eprintln!(
-                        "preloaded {size} sessions into {} in {:.1?}",
-                        contender.id(),
-                        start.elapsed()
-                    );
-                    arenas.push(arena);
-                }
-                Err(e) => eprintln!("SKIPPED {}: preload failed: {e}", contender.id()),
-            }
-        }
+    for size in store_sizes(false) {
+        let round = rt.block_on(Round::start(size));
         for workload in full_matrix(size) {
             let mut group = c.benchmark_group(workload.to_string());
             group.throughput(Throughput::Elements(1));
-            for arena in &arenas {
-                if !workload.kind.supported_by(arena.contender().as_ref()) {
-                    continue;
-                }
+            for arena in round.arenas_for(&workload) {
                 rt.block_on(arena.prepare(&workload));
                 group.bench_function(arena.contender().id().to_string(), |b| {
                     b.to_async(&rt).iter_custom(|iters| {
@@ -69,16 +39,7 @@ fn sessions(c: &mut Criterion) {
             }
             group.finish();
         }
-        for arena in &arenas {
-            if let (n @ 1.., first) = arena.errors() {
-                eprintln!(
-                    "{}: {n} failed operations; first: {}",
-                    arena.contender().id(),
-                    first.unwrap_or_default()
-                );
-            }
-        }
-        rt.block_on(lineup.cleanup());
+        rt.block_on(round.finish());
     }
 }
 

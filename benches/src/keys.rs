@@ -1,11 +1,11 @@
-//! The sessions a workload works on: deterministic keys, their versions, and
-//! payloads of the three sizes.
+//! The sessions a workload works on: deterministic keys, their versions,
+//! payloads of the three sizes, and new records made of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use session_core::{StoreKey, Timestamp};
+use session_core::{Record, StoreKey, Timestamp};
 
 /// How long every benchmark session lives: far longer than any run, so no
 /// server TTL fires while measuring.
@@ -40,6 +40,19 @@ pub fn key(stream: u64, index: u64) -> StoreKey {
 /// as it is).
 pub fn payload(len: usize) -> Bytes {
     Bytes::from((0..len).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())
+}
+
+/// A new session's record as the contract wants it for `create`: version
+/// 1, no owner.
+pub fn record(key: StoreKey, data: Bytes, created_at: Timestamp, expires_at: Timestamp) -> Record {
+    Record {
+        key,
+        version: 1,
+        data,
+        created_at,
+        expires_at,
+        owner: None,
+    }
 }
 
 /// A small, fast random number generator, one per task (xorshift64*).

@@ -10,10 +10,10 @@
 //!
 //! Everything that is measured implements [`Contender`]; the backends of this
 //! workspace plug in through their [`SessionStore`](session_core::SessionStore)
-//! as `Arc<dyn SessionStore>`, so a new backend is one constructor in
-//! [`lineup`].
+//! as `Arc<dyn SessionStore>`, so a new backend is one family entry in
+//! [`lineup::FAMILIES`] (and its raw client).
 //!
-//! Three ways to run it:
+//! Ways to run it:
 //!
 //! - `cargo run -p benches --release --features peers --bin compare`: the quick
 //!   comparison (a few minutes on 2 cores), with progress, writing
@@ -22,16 +22,27 @@
 //!   `cargo run -p benches --release --bin report`: the full criterion run and
 //!   the report built from its results;
 //! - `cargo run -p benches --release --bin memory_per_session`: bytes per
-//!   stored session in `MemoryStore`.
+//!   stored session in `MemoryStore`;
+//! - `redis_client_cost` and `sled_op_latency` (same command shape): where a
+//!   Redis `load`'s CPU goes, and how long a sled operation holds its thread.
 //!
 //! It is not a load tester of HTTP stacks: no middleware is involved.
 
-pub mod contender;
+pub mod arena;
+pub mod clock;
 pub mod contenders;
+pub mod error;
+pub mod fan_out;
 pub mod keys;
 pub mod lineup;
 pub mod measurement;
+pub mod namespace;
+pub mod op;
 pub mod report;
+pub mod round;
+pub mod servers;
 pub mod workload;
 
-pub use contender::{Backend, BenchError, Contender, ContenderId, Op, Role};
+pub use contenders::{Backend, Contender, ContenderId, Role};
+pub use error::BenchError;
+pub use op::Op;

@@ -1,15 +1,20 @@
-//! Who runs: our backends, their raw clients and (feature `peers`) the peer
-//! stores, each freshly made with its own namespace.
+//! Who runs: per backend family, our store, its raw client and (feature
+//! `peers`) the peer stores, each freshly made with its own namespace.
 //!
-//! **Every one of our backends is built in exactly one function below**
-//! (`memory_store`, `sled_store`, `redis_store`, `postgres_store`): when a
-//! backend's builder changes, that function is the one place to follow it.
+//! **Every family is one entry of [`FAMILIES`]**, and every one of our
+//! backends is built in exactly one function below (`memory_store`,
+//! `sled_store`, `redis_store`, `postgres_store`): when a backend's builder
+//! changes, that function is the one place to follow it. Benchmarking a new
+//! backend takes a [`Backend`] variant, an entry here, its raw client in
+//! `contenders/` and its row in the README.
 //!
-//! Redis and PostgreSQL join when their server answers at `REDIS_URL` /
-//! `DATABASE_URL` (defaults: the local ports); otherwise they are skipped
-//! with a message. `SESSIONS_BENCH_BACKENDS=memory,sled` limits the run to
-//! some families.
+//! A family with a [`Server`] joins when the server answers at its URL
+//! (`REDIS_URL` / `DATABASE_URL`, defaults: the local ports); otherwise it
+//! is skipped with a message. `SESSIONS_BENCH_BACKENDS=memory,sled` limits
+//! the run to some families.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use session_core::SessionStore;
@@ -18,9 +23,83 @@ use crate::contenders::ours::Ours;
 use crate::contenders::raw_map::RawMap;
 use crate::contenders::raw_postgres::RawPostgres;
 use crate::contenders::raw_redis::RawRedis;
-use crate::contenders::raw_sled::RawSled;
-use crate::contenders::server::{Namespace, database_url, redis_connection, redis_url};
+use crate::contenders::raw_sled::{RawSled, SLED_CACHE_BYTES, SLED_FLUSH_EVERY};
+use crate::contenders::{Made, made};
+use crate::namespace::{Namespace, unique_name};
+use crate::servers::{Server, redis_connection};
 use crate::{Backend, BenchError, Contender};
+
+#[cfg(feature = "peers")]
+use crate::contenders::peers;
+
+/// What a family's constructors return: a future, boxed so that every
+/// family's constructors have one type and fit in one table.
+pub type Making<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One of our stores as its family makes it, and the namespace it writes
+/// in (removed on cleanup), if it has one.
+pub type OurStore = (Arc<dyn SessionStore>, Option<Namespace>);
+
+/// How to make the contenders of one backend family. Each constructor gets
+/// the family's server URL (empty for an in-process family).
+pub struct Family {
+    /// The family.
+    pub backend: Backend,
+    /// The server its contenders talk to; `None` for in-process stores.
+    pub server: Option<Server>,
+    /// How many creates our store's preload keeps in flight: 1 for the
+    /// in-process map, more where a write waits (on sled's disk, on a
+    /// server's round trip), so the preload is not bound by one write at a
+    /// time.
+    pub preload_concurrency: usize,
+    /// Our store.
+    pub ours: fn(&str) -> Making<'_, Result<OurStore, BenchError>>,
+    /// The raw client underneath it.
+    pub raw: fn(&str) -> Making<'_, Made>,
+    /// The peer stores of the family.
+    #[cfg(feature = "peers")]
+    pub peers: fn(&str) -> Making<'_, Vec<Made>>,
+}
+
+/// Every family, in report order.
+pub const FAMILIES: [Family; 4] = [
+    Family {
+        backend: Backend::Memory,
+        server: None,
+        preload_concurrency: 1,
+        ours: |_| Box::pin(async { Ok((memory_store(), None)) }),
+        raw: |_| Box::pin(async { made(Ok(RawMap::new())) }),
+        #[cfg(feature = "peers")]
+        peers: |_| Box::pin(async { peers::memory() }),
+    },
+    Family {
+        backend: Backend::Sled,
+        server: None,
+        preload_concurrency: 2,
+        ours: |_| Box::pin(async { sled_store() }),
+        raw: |_| Box::pin(async { made(RawSled::open()) }),
+        #[cfg(feature = "peers")]
+        peers: |_| Box::pin(async { peers::sled() }),
+    },
+    Family {
+        backend: Backend::Redis,
+        server: Some(Server::Redis),
+        preload_concurrency: 64,
+        ours: |url| Box::pin(redis_store(url)),
+        raw: |url| Box::pin(async move { made(RawRedis::connect(url).await) }),
+        #[cfg(feature = "peers")]
+        peers: |url| Box::pin(peers::redis(url)),
+    },
+    Family {
+        backend: Backend::Postgres,
+        server: Some(Server::Postgres),
+        preload_concurrency: 64,
+        ours: |url| Box::pin(postgres_store(url)),
+        raw: |url| Box::pin(async move { made(RawPostgres::connect(url).await) }),
+        #[cfg(feature = "peers")]
+        peers: |url| Box::pin(peers::postgres(url)),
+    },
+];
 
 /// The contenders of one store size, and what was left out and why.
 pub struct Lineup {
@@ -44,11 +123,11 @@ fn memory_store() -> Arc<dyn SessionStore> {
     Arc::new(store_memory::MemoryStore::builder().max_sessions(4_000_000).build())
 }
 
-/// `SledStore` with the cache and flush interval every sled contender uses.
-#[cfg(feature = "store-sled")]
-fn sled_store(namespace: &Namespace) -> Result<Arc<dyn SessionStore>, BenchError> {
-    use crate::contenders::raw_sled::{SLED_CACHE_BYTES, SLED_FLUSH_EVERY};
-    let Namespace::Directory(path) = namespace else {
+/// `SledStore` in a fresh directory, with the cache and flush interval
+/// every sled contender uses.
+fn sled_store() -> Result<OurStore, BenchError> {
+    let namespace = Namespace::temp_directory("sled");
+    let Namespace::Directory(path) = &namespace else {
         return Err(BenchError("SledStore needs a directory".into()));
     };
     let store = store_sled::SledStore::builder(path)
@@ -56,32 +135,42 @@ fn sled_store(namespace: &Namespace) -> Result<Arc<dyn SessionStore>, BenchError
         .flush_policy(store_sled::FlushPolicy::Periodic(SLED_FLUSH_EVERY))
         .open()
         .map_err(|e| BenchError::new("opening SledStore", e))?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store), Some(namespace)))
 }
 
 /// `RedisStore` under a fresh key prefix.
-#[cfg(feature = "store-redis")]
-async fn redis_store(url: &str, prefix: &str) -> Result<Arc<dyn SessionStore>, BenchError> {
+async fn redis_store(url: &str) -> Result<OurStore, BenchError> {
+    let prefix = format!("{}:", unique_name("redis"));
     let store = store_redis::RedisStore::builder(url)
-        .prefix(prefix)
+        .prefix(&prefix)
         .response_timeout(std::time::Duration::from_secs(10))
         .build()
         .await
         .map_err(|e| BenchError::new("connecting RedisStore", e))?;
-    Ok(Arc::new(store))
+    let namespace = Namespace::RedisPrefix {
+        conn: redis_connection(url).await?,
+        prefix,
+    };
+    Ok((Arc::new(store), Some(namespace)))
 }
 
 /// `PostgresStore` in a fresh table.
-#[cfg(feature = "store-postgres")]
-async fn postgres_store(url: &str, table: &str) -> Result<Arc<dyn SessionStore>, BenchError> {
+async fn postgres_store(url: &str) -> Result<OurStore, BenchError> {
+    let table = unique_name("pg");
     let store = store_postgres::PostgresStore::builder()
         .url(url)
-        .table(table)
+        .table(&table)
         .migrate_on_connect(true)
         .connect()
         .await
         .map_err(|e| BenchError::new("connecting PostgresStore", e))?;
-    Ok(Arc::new(store))
+    let namespace = Namespace::PostgresTable {
+        url: url.to_owned(),
+        // The store's table and its migrations table.
+        table: format!("{table}, {table}_migrations"),
+        schema: None,
+    };
+    Ok((Arc::new(store), Some(namespace)))
 }
 
 impl Lineup {
@@ -91,102 +180,42 @@ impl Lineup {
             contenders: Vec::new(),
             skipped: Vec::new(),
         };
-        if wanted(Backend::Memory) {
-            lineup.add(Ok(Arc::new(Ours::new(Backend::Memory, memory_store()))));
-            lineup.add(Ok(Arc::new(RawMap::new())));
-            #[cfg(feature = "peers")]
-            crate::contenders::peers::memory(&mut lineup);
-        }
-        if wanted(Backend::Sled) {
-            #[cfg(feature = "store-sled")]
-            {
-                let namespace = Namespace::temp_directory("sled");
-                let ours = sled_store(&namespace).map(|store| {
-                    Arc::new(Ours::new(Backend::Sled, store).with_namespace(namespace)) as Arc<dyn Contender>
-                });
-                lineup.add(ours);
-            }
-            #[cfg(not(feature = "store-sled"))]
-            lineup
-                .skipped
-                .push("sled (ours): built without feature `store-sled`".into());
-            lineup.add(RawSled::open().map(|c| Arc::new(c) as Arc<dyn Contender>));
-            #[cfg(feature = "peers")]
-            crate::contenders::peers::sled(&mut lineup);
-        }
-        if wanted(Backend::Redis) {
-            let url = redis_url();
-            match redis_connection(&url).await {
-                Err(e) => lineup.skipped.push(format!(
-                    "redis: SKIPPED, no server at REDIS_URL ({e}); start one or set REDIS_URL"
-                )),
-                Ok(_conn) => {
-                    #[cfg(feature = "store-redis")]
-                    {
-                        let prefix = format!("{}:", crate::contenders::server::unique_name("redis"));
-                        let ours = match redis_store(&url, &prefix).await {
-                            Ok(store) => Ok(Arc::new(Ours::new(Backend::Redis, store).with_namespace(
-                                Namespace::RedisPrefix {
-                                    conn: _conn.clone(),
-                                    prefix,
-                                },
-                            )) as Arc<dyn Contender>),
-                            Err(e) => Err(e),
-                        };
-                        lineup.add(ours);
-                    }
-                    #[cfg(not(feature = "store-redis"))]
-                    lineup
-                        .skipped
-                        .push("redis (ours): built without feature `store-redis`".into());
-                    lineup.add(RawRedis::connect(&url).await.map(|c| Arc::new(c) as Arc<dyn Contender>));
-                    #[cfg(feature = "peers")]
-                    crate::contenders::peers::redis(&mut lineup, &url).await;
-                }
-            }
-        }
-        if wanted(Backend::Postgres) {
-            let url = database_url();
-            match crate::contenders::server::postgres_connection(&url).await {
-                Err(e) => lineup.skipped.push(format!(
-                    "postgres: SKIPPED, no server at DATABASE_URL ({e}); start one or set DATABASE_URL"
-                )),
-                Ok(_) => {
-                    #[cfg(feature = "store-postgres")]
-                    {
-                        let table = crate::contenders::server::unique_name("pg");
-                        let ours = match postgres_store(&url, &table).await {
-                            Ok(store) => Ok(Arc::new(Ours::new(Backend::Postgres, store).with_namespace(
-                                Namespace::PostgresTable {
-                                    url: url.clone(),
-                                    // The store's table and its migrations table.
-                                    table: format!("{table}, {table}_migrations"),
-                                    schema: None,
-                                },
-                            )) as Arc<dyn Contender>),
-                            Err(e) => Err(e),
-                        };
-                        lineup.add(ours);
-                    }
-                    #[cfg(not(feature = "store-postgres"))]
-                    lineup
-                        .skipped
-                        .push("postgres (ours): built without feature `store-postgres`".into());
-                    lineup.add(
-                        RawPostgres::connect(&url)
-                            .await
-                            .map(|c| Arc::new(c) as Arc<dyn Contender>),
-                    );
-                    #[cfg(feature = "peers")]
-                    crate::contenders::peers::postgres(&mut lineup, &url).await;
-                }
-            }
+        for family in FAMILIES.iter().filter(|f| wanted(f.backend)) {
+            lineup.join(family).await;
         }
         lineup
     }
 
+    /// Adds the contenders of `family`, or notes why its server is missing.
+    async fn join(&mut self, family: &Family) {
+        let url = match family.server {
+            None => String::new(),
+            Some(server) => {
+                let url = server.url();
+                if let Err(e) = server.answers(&url).await {
+                    self.skipped.push(format!(
+                        "{}: SKIPPED, no server at {env} ({e}); start one or set {env}",
+                        family.backend.name(),
+                        env = server.env()
+                    ));
+                    return;
+                }
+                url
+            }
+        };
+        let ours = (family.ours)(&url).await.map(|(store, namespace)| {
+            Arc::new(Ours::new(family.backend, store, family.preload_concurrency, namespace)) as Arc<dyn Contender>
+        });
+        self.add(ours);
+        self.add((family.raw)(&url).await);
+        #[cfg(feature = "peers")]
+        for peer in (family.peers)(&url).await {
+            self.add(peer);
+        }
+    }
+
     /// Adds a contender, or notes why it could not be made.
-    pub fn add(&mut self, contender: Result<Arc<dyn Contender>, BenchError>) {
+    fn add(&mut self, contender: Made) {
         match contender {
             Ok(c) => self.contenders.push(c),
             Err(e) => self.skipped.push(format!("SKIPPED: {e}")),

@@ -31,6 +31,19 @@ impl Measurement {
     }
 }
 
+#[cfg(test)]
+impl Measurement {
+    /// A measurement from the id forms of its workload and contender, for
+    /// the report's tests.
+    pub(crate) fn of(workload: &str, contender: &str, ns_per_op: f64) -> Self {
+        Measurement {
+            workload: Workload::parse(workload).expect("a workload id"),
+            contender: ContenderId::parse(contender).expect("a contender id"),
+            ns_per_op,
+        }
+    }
+}
+
 /// Where criterion writes: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
 /// else the workspace's `target/criterion` (found from `cargo metadata` when
 /// run through cargo, else by walking up to the `Cargo.lock`).

@@ -123,17 +123,10 @@ impl<F: StoreFactory> Ctx<F> {
         fresh_key()
     }
 
-    /// A record with a fresh key, created now, expiring after `ttl`.
+    /// A record with a fresh key, created now, expiring after `ttl` (see
+    /// [`fixtures::record`](crate::fixtures::record)).
     pub fn record(&self, ttl: Duration) -> Record {
-        let now = self.now();
-        Record {
-            key: fresh_key(),
-            version: 1,
-            data: Bytes::from_static(b"\x01\x00"),
-            created_at: now,
-            expires_at: now + ttl,
-            owner: None,
-        }
+        crate::fixtures::record(fresh_key(), self.now(), ttl)
     }
 
     /// Another fresh store from the same factory; dispose of it with
@@ -193,14 +186,8 @@ where
         let factory = Arc::new(factory);
         let store = match factory.make().await {
             Ok(store) => store,
-            Err(e) if services_required() => {
-                panic!(
-                    "{}: server unavailable and {REQUIRE_SERVICES_ENV}=1: {e}",
-                    factory.name()
-                )
-            }
             Err(e) => {
-                announce_skip(factory.name(), &e);
+                crate::fixtures::skip_or_fail(factory.name(), &e);
                 return;
             }
         };

@@ -52,6 +52,7 @@
 
 pub mod concurrent;
 pub mod concurrent_races;
+pub mod fixtures;
 mod harness;
 pub mod history;
 pub mod linearizability;

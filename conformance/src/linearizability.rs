@@ -95,7 +95,7 @@ pub struct NotLinearizable {
     pub partition_ops: usize,
     /// The model state at the deepest point the search reached (`None` when
     /// the failure is not a search failure).
-    pub state: Option<Model>,
+    pub state: Option<Box<Model>>,
     /// The operations linearized on the way to that point that give context:
     /// the last few, and every one overlapping the window; in linearization
     /// order.
@@ -546,7 +546,7 @@ fn stuck(events: &[&Event], deepest: Deepest) -> NotLinearizable {
             events.len()
         ),
         partition_ops: events.len(),
-        state: Some(deepest.state),
+        state: Some(Box::new(deepest.state)),
         linearized_tail: context,
         window,
     }

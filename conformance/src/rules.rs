@@ -11,16 +11,8 @@ use session_core::{
     Update,
 };
 
+use crate::fixtures::update;
 use crate::harness::{Ctx, HOUR, StoreFactory};
-
-fn update(expected_version: u64, data: &'static [u8], expires_at: Timestamp, owner: Option<&str>) -> Update {
-    Update {
-        expected_version,
-        data: Bytes::from_static(data),
-        expires_at,
-        owner: owner.map(str::to_owned),
-    }
-}
 
 async fn must_load<S: SessionStore + ?Sized>(store: &S, key: &StoreKey, now: Timestamp) -> Record {
     match store.load(key, now).await {

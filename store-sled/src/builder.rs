@@ -210,6 +210,7 @@ impl SledStoreBuilder {
             committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             flushing: Mutex::new(()),
+            writes_left: AtomicU64::new(u64::MAX),
             path: path.clone(),
             _stop_sweeper: stop_sweeper,
             db,

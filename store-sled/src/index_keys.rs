@@ -4,7 +4,7 @@
 //!   with the sign bit flipped, so byte order is time order, negative
 //!   timestamps included: `delete_expired` reads the tree from its start and
 //!   stops at `now`. `at` is the record's `indexed_at` (see `store`), never
-//!   later than its expiry.
+//!   later than its expiry, or a rotation mark's `until`.
 //! - **owners** key: `u32 length of owner ++ owner ++ store key`. The length
 //!   prefix makes the owner part unambiguous (no separator byte that an owner
 //!   could contain), so the entries of one owner are exactly the keys under

@@ -11,46 +11,66 @@
 //!
 //! Three sled trees:
 //!
-//! - `records`: store key → the record, in a small versioned binary layout
-//!   (a format byte first; anything undecodable is [`Error::Corrupt`],
-//!   never a panic). The record is the single source of truth.
+//! - `records`: store key → the record, or the *rotation mark* that
+//!   [`rotate`](session_core::SessionStore::rotate) leaves under the old key,
+//!   in a small versioned binary layout (a format byte first; anything
+//!   undecodable is [`Error::Corrupt`], never a panic). This tree is the
+//!   single source of truth. A mark holds only the instant `until` which it
+//!   is in force before; it has no data and no owner.
 //! - `expiry`: `indexed_at` (big-endian, sign bit flipped so byte order is
 //!   time order) ++ store key, where `indexed_at` (kept in the record) is
-//!   never later than the record's expiry. The sweep reads this tree from the
-//!   front up to `now`, so it never scans records that cannot be expired.
-//! - `owners`: length-prefixed owner ++ store key.
+//!   never later than the record's expiry; a mark is always filed under its
+//!   `until`. The sweep reads this tree from the front up to `now`, so it
+//!   never scans records or marks that cannot be over yet.
+//! - `owners`: length-prefixed owner ++ store key (records only).
 //!
 //! ## Guarantees
 //!
 //! - **Atomic and linearizable.** Every operation runs under the store's own
-//!   locks, and every change of a record is one atomic sled `insert` or
-//!   `remove` of its key, made while the key's lock is held; `load` reads
-//!   under the same lock in read mode. `rotate` holds both keys' locks, and
-//!   `list_by_owner`/`delete_by_owner` hold a lock that keeps sessions from
-//!   joining an owner while they scan it, plus the locks of every key they
-//!   read, so each sees one instant (the conformance suite's
-//!   linearizability checker runs against this store). sled allows one
-//!   process per database, so these in-process locks see every writer. See
-//!   "Why no sled transactions" below.
-//! - **Indexes are a superset of the records.** A write adds the index
-//!   entries its new record needs, then writes the record, then removes the
-//!   owner entry only the old record needed; a removal removes the record
-//!   first. sled recovers a prefix of its log, so a crash between two of
-//!   these steps leaves extra entries, never a record its indexes miss. The
-//!   sweep and the owner operations read the record behind each entry and
-//!   drop leftovers as they meet them; [`SledStore::verify_indexes`] checks
-//!   the invariant and [`SledStore::leftover_index_entries`] counts
-//!   leftovers.
+//!   locks, and every change of a record or mark is one atomic sled
+//!   `insert` or `remove` of its key, made while the key's lock is held;
+//!   `load` and `was_rotated` read under the same lock in read mode.
+//!   `rotate` holds both keys' locks, and `list_by_owner`/`delete_by_owner`
+//!   hold a lock that keeps sessions from joining an owner while they scan
+//!   it, plus the locks of every key they read, so each sees one instant
+//!   (the conformance suite's linearizability checker runs against this
+//!   store). sled allows one process per database, so these in-process locks
+//!   see every writer. See "Why no sled transactions" below.
+//! - **Indexes are a superset of the records and marks.** A write adds the
+//!   index entries its new record or mark needs, then writes it, then
+//!   removes the owner entry only the old value needed; a removal removes
+//!   the record or mark first. `rotate` does this twice, in this order: the
+//!   moved record under the new key (with the entry of its owner, the old
+//!   one or `set_owner`), then the mark over the old record (which drops
+//!   the old owner's entry). sled recovers a prefix of its log, so a crash
+//!   between two of these steps leaves extra entries, never a record or mark
+//!   its indexes miss (`tests/interrupted.rs` stops a store after each sled
+//!   write of an operation, reopens it and checks just that). The sweep and
+//!   the owner operations read the value behind each entry and drop
+//!   leftovers as they meet them; [`SledStore::verify_indexes`] checks the
+//!   invariant and [`SledStore::leftover_index_entries`] counts leftovers.
 //! - **Writes do only the sled writes they cannot avoid.** Expiry entries
 //!   are removed by the sweep alone: a deleted, rotated or re-filed
-//!   session's entry stays until the sweep reaches its time (never later
-//!   than the expiry it was filed for) and finds it stale. A renewal
-//!   (`touch`, or an `update` that does not shorten the expiry) writes only
-//!   the record: its expiry entry stays where it was, and the sweep, on
-//!   reaching it while the session is still live, files the session again
-//!   under its new expiry. So `update` and `touch` are one read and one
-//!   insert, `delete` one read and two removals (record, owner entry),
-//!   `create` one read and up to three inserts.
+//!   session's entry (or a deleted or replaced mark's) stays until the sweep
+//!   reaches its time (never later than the expiry it was filed for) and
+//!   finds it stale. A renewal (`touch`, or an `update` or `overwrite` that
+//!   does not shorten the expiry) writes only the record: its expiry entry
+//!   stays where it was, and the sweep, on reaching it while the session is
+//!   still live, files the session again under its new expiry. So:
+//!   - `load` and `was_rotated`: one read;
+//!   - `touch`: one read and at most one insert; `update` and `overwrite`:
+//!     one read and one insert, plus at most one insert if they shorten the
+//!     expiry and up to an insert and a removal (owner entries) if they
+//!     change the owner;
+//!   - `delete`: one read and up to two removals (record or mark, owner
+//!     entry);
+//!   - `create`: one read and up to three inserts (record, expiry entry,
+//!     owner entry), plus a removal if it replaces an expired record of
+//!     another owner;
+//!   - `rotate`: two reads, up to five inserts (the moved record and its
+//!     expiry and owner entries, the mark and its expiry entry) and up to
+//!     two removals (the owner entries of the old record and of an expired
+//!     record it replaces under the new key).
 //! - **Durability** is chosen with [`FlushPolicy`]:
 //!   - [`FlushPolicy::EveryWrite`] (the default): an operation that writes
 //!     returns only after sled has written and `fsync`ed its log. An
@@ -64,13 +84,18 @@
 //!     acknowledged writes. Dropping the store, or [`SledStore::flush`],
 //!     flushes.
 //!
-//!   Under both, a reopened database is consistent: every record decodes
-//!   and is indexed, and each operation's record change is recovered whole
-//!   or not at all. The one visible trace of a crash in the middle of an
-//!   operation: a `rotate` interrupted after writing the new record and
-//!   before removing the old one leaves the session under both keys, as if
-//!   the rotation had not happened, plus a copy under the new key, which the
-//!   caller never received (it is listed for its owner until it expires).
+//!   Under both, a reopened database is consistent: every record and mark
+//!   decodes and is indexed, and each change of one record or mark is
+//!   recovered whole or not at all; besides that a crash leaves only
+//!   leftover index entries. An operation that changes several records can
+//!   be cut short in its write order: `delete_by_owner` or a sweep may have
+//!   removed only some of its records (the caller got no answer, and can
+//!   call it again), and a `rotate` interrupted after writing the new record
+//!   and before replacing the old one with its mark leaves the session under
+//!   the old key unchanged and no mark, as if the rotation had not happened,
+//!   plus a copy under the new key (with the owner the rotation gave it),
+//!   which the caller never received: it is listed for that owner until it
+//!   expires, and then swept like any other.
 //! - **One process only.** sled locks its directory: a second open, from
 //!   this process or another, fails with a clear [`Error::Backend`]. Share
 //!   one store (it is cheap to clone) instead. It does not scale out; for
@@ -83,9 +108,15 @@
 //!   removed by [`delete_expired`](session_core::SessionStore::delete_expired)
 //!   or by the optional background sweeper
 //!   ([`SledStoreBuilder::sweeper`]), which stops when the store is dropped.
-//!   Without either they take disk space until overwritten.
-//! - **Damaged records** give [`Error::Corrupt`] on reads and updates; `delete`
-//!   and `delete_by_owner` still remove them, and the sweep skips them.
+//!   Without either they take disk space until overwritten. Rotation marks
+//!   likewise: `was_rotated` is false once a mark's `until` has passed, and
+//!   the first sweep at or after that time removes the mark (marks are never
+//!   counted in what `delete_expired` returns).
+//! - **Damaged records** give [`Error::Corrupt`] on reads and updates;
+//!   `list_by_owner` leaves them out (logging each with the key's short
+//!   prefix, never a token or data) so one damaged record never hides an
+//!   owner's other sessions; `delete` and `delete_by_owner` still remove
+//!   them, and the sweep skips them.
 //! - **Memory**: sled's page cache is set explicitly
 //!   ([`DEFAULT_CACHE_CAPACITY`], 64 MiB; sled's own default is 1 GiB).
 //!
@@ -120,7 +151,8 @@
 //! ## Blocking calls and the async runtime
 //!
 //! sled is a synchronous library. The point operations (`create`, `load`,
-//! `update`, `touch`, `rotate`, `delete`) run inline on the calling task: a
+//! `update`, `overwrite`, `touch`, `rotate`, `was_rotated`, `delete`) run
+//! inline on the calling task: a
 //! plain sled read or write takes microseconds and waits for no flush. The
 //! store's locks are held only inside these synchronous calls, never across
 //! an `.await`. What can take long runs on tokio's blocking pool

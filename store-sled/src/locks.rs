@@ -5,16 +5,18 @@
 //!
 //! - **stripes**: 256 reader-writer locks, one per first byte of the store
 //!   key (keys are SHA-256 hashes, so they spread evenly). An operation on a
-//!   key holds that key's stripe: `load` in read mode, every write in write
-//!   mode, for the whole read-check-write sequence. Operations on several
-//!   keys (`rotate`, the owner operations) take their stripes in ascending
-//!   order, each once, so they never deadlock with each other.
+//!   key holds that key's stripe: `load` and `was_rotated` in read mode,
+//!   every write in write mode, for the whole read-check-write sequence.
+//!   Operations on several keys (`rotate`, the owner operations) take their
+//!   stripes in ascending order, each once, so they never deadlock with
+//!   each other.
 //! - **gate**: one reader-writer lock over the owner index. Every operation
-//!   that can *add* an owner entry (`create`, `update`, `rotate`) holds it in
-//!   read mode; `list_by_owner` and `delete_by_owner` hold it in write mode
-//!   while they scan the owner's entries and lock those keys, so no session
-//!   can join the owner (or move to another key) between their scan and
-//!   their reads. The gate is always taken before any stripe.
+//!   that can *add* an owner entry (`create`, `update`, `overwrite`,
+//!   `rotate`) holds it in read mode; `list_by_owner` and `delete_by_owner`
+//!   hold it in write mode while they scan the owner's entries and lock
+//!   those keys, so no session can join the owner (or move to another key)
+//!   between their scan and their reads. The gate is always taken before
+//!   any stripe.
 //!
 //! All of these are `parking_lot` locks held only inside synchronous code,
 //! never across an `.await`.

@@ -1,6 +1,10 @@
-//! How a [`Record`] is laid out as the value of the `records` tree.
+//! How a [`Record`], or a rotation mark, is laid out as the value of the
+//! `records` tree.
 //!
-//! Version 2 (written), all integers big-endian:
+//! A value is one of two kinds, told apart by its first byte (the format
+//! byte); all integers are big-endian.
+//!
+//! A record, version 2 (written):
 //!
 //! ```text
 //! [0]       format byte = 2
@@ -14,9 +18,22 @@
 //! then      data length  u32, data bytes
 //! ```
 //!
-//! Version 1 (read, never written) lacks `indexed_at`: its entry was always
-//! at `expires_at`, which is what decoding reports. `indexed_at` is bookkeeping
-//! of this crate (see the `store` module), never part of the [`Record`].
+//! A record, version 1 (read, never written), lacks `indexed_at`: its entry
+//! was always at `expires_at`, which is what decoding reports. `indexed_at` is
+//! bookkeeping of this crate (see the `store` module), never part of the
+//! [`Record`].
+//!
+//! A rotation mark, version 3 (written; layout 3 adds this kind of value and
+//! leaves records as they were in version 2):
+//!
+//! ```text
+//! [0]       format byte = 3
+//! [1..9]    until        i64: the mark is in force while now < until
+//! ```
+//!
+//! A mark is always filed in the expiry index under its `until` (so it needs
+//! no `indexed_at`): the sweep reaches it as soon as it is no longer in force
+//! and removes it. It holds no data and no owner.
 //!
 //! The key is not stored in the value: it is the tree key. Lengths are
 //! explicit and checked against the value's size, so a truncated or padded
@@ -27,8 +44,12 @@ use session_core::{Bytes, Error, Record, StoreKey, Timestamp};
 
 /// The first byte of the values of the first layout (read only).
 pub(crate) const FORMAT_V1: u8 = 1;
-/// The first byte of every value this version writes.
+/// The first byte of every record this version writes.
 pub(crate) const FORMAT_V2: u8 = 2;
+/// The first byte of every rotation mark.
+pub(crate) const FORMAT_MARK: u8 = 3;
+/// The size of a rotation mark's value.
+const MARK_LEN: usize = 1 + 8;
 
 /// A record as stored: the record and where its expiry-index entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +58,63 @@ pub(crate) struct Stored {
     /// The time under which the expiry index lists this record; never later
     /// than `record.expires_at`.
     pub(crate) indexed_at: Timestamp,
+}
+
+/// A rotation mark as stored: not a session (see
+/// [`SessionStore`](session_core::SessionStore)'s "Rotation marks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    /// The mark is in force while `now < until`; also where the expiry
+    /// index lists it.
+    pub(crate) until: Timestamp,
+}
+
+/// Whatever a value of the `records` tree holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// A session, live or expired.
+    Session(Stored),
+    /// A rotation mark, in force or not.
+    Mark(Mark),
+}
+
+impl Slot {
+    /// The session, if this is one and it is live at `now`.
+    pub(crate) fn live_session(self, now: Timestamp) -> Option<Stored> {
+        match self {
+            Slot::Session(s) if s.record.is_live_at(now) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a session live at `now`.
+    pub(crate) fn is_live_session(&self, now: Timestamp) -> bool {
+        matches!(self, Slot::Session(s) if s.record.is_live_at(now))
+    }
+
+    /// The time under which the expiry index lists this value.
+    pub(crate) fn indexed_at(&self) -> Timestamp {
+        match self {
+            Slot::Session(s) => s.indexed_at,
+            Slot::Mark(m) => m.until,
+        }
+    }
+
+    /// The owner the owner index lists this value for (marks have none).
+    pub(crate) fn owner(&self) -> Option<&str> {
+        match self {
+            Slot::Session(s) => s.record.owner.as_deref(),
+            Slot::Mark(_) => None,
+        }
+    }
+}
+
+/// Encodes a rotation mark.
+pub(crate) fn encode_mark(mark: &Mark) -> [u8; MARK_LEN] {
+    let mut out = [0u8; MARK_LEN];
+    out[0] = FORMAT_MARK;
+    out[1..].copy_from_slice(&mark.until.as_millis().to_be_bytes());
+    out
 }
 
 /// Encodes `record` with its index position (its key is not included).
@@ -73,16 +151,26 @@ pub(crate) fn length_prefix(len: usize) -> Result<[u8; 4], Error> {
 /// Decodes the value stored under `key`. Any deviation from the layout is
 /// [`Error::Corrupt`], naming the key's short prefix (never a token: keys are
 /// hashes).
-pub(crate) fn decode(key: StoreKey, bytes: &[u8]) -> Result<Stored, Error> {
+pub(crate) fn decode(key: StoreKey, bytes: &[u8]) -> Result<Slot, Error> {
     decode_fields(key, bytes).map_err(|why| Error::Corrupt(format!("sled record {}: {why}", key.short())))
 }
 
-fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Stored, String> {
+fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Slot, String> {
     let mut r = Reader { bytes };
     let format = r.u8()?;
-    if format != FORMAT_V1 && format != FORMAT_V2 {
-        return Err(format!("unknown record format {format}"));
+    match format {
+        FORMAT_V1 | FORMAT_V2 => decode_record(key, format, r).map(Slot::Session),
+        FORMAT_MARK => {
+            let until = Timestamp::from_millis(r.i64()?);
+            r.end()?;
+            Ok(Slot::Mark(Mark { until }))
+        }
+        _ => Err(format!("unknown record format {format}")),
     }
+}
+
+/// A record's fields after its format byte.
+fn decode_record(key: StoreKey, format: u8, mut r: Reader<'_>) -> Result<Stored, String> {
     let version = r.u64()?;
     let created_at = Timestamp::from_millis(r.i64()?);
     let expires_at = Timestamp::from_millis(r.i64()?);
@@ -103,9 +191,7 @@ fn decode_fields(key: StoreKey, bytes: &[u8]) -> Result<Stored, String> {
         other => return Err(format!("bad owner flag {other}")),
     };
     let data = Bytes::copy_from_slice(r.prefixed()?);
-    if !r.bytes.is_empty() {
-        return Err(format!("{} trailing bytes", r.bytes.len()));
-    }
+    r.end()?;
     Ok(Stored {
         record: Record {
             key,
@@ -132,6 +218,14 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
         Ok(head)
+    }
+
+    /// Checks that nothing follows the last field.
+    fn end(&self) -> Result<(), String> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} trailing bytes")),
+        }
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
@@ -163,6 +257,14 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// The session a value decodes to; panics on a mark or an error.
+    fn session(key: StoreKey, bytes: &[u8]) -> Stored {
+        match decode(key, bytes) {
+            Ok(Slot::Session(stored)) => stored,
+            other => panic!("expected a session, got {other:?}"),
+        }
+    }
+
     fn sample(owner: Option<&str>) -> Record {
         Record {
             key: StoreKey::from_bytes([3; 32]),
@@ -180,7 +282,7 @@ mod tests {
             let record = sample(owner);
             let indexed_at = Timestamp::from_millis(7);
             let bytes = encode(&record, indexed_at).expect("small record encodes");
-            let stored = decode(record.key, &bytes).expect("decodes");
+            let stored = session(record.key, &bytes);
             assert_eq!((stored.record, stored.indexed_at), (record, indexed_at));
         }
     }
@@ -222,7 +324,7 @@ mod tests {
         let mut v1 = vec![FORMAT_V1];
         v1.extend_from_slice(&v2[1..25]);
         v1.extend_from_slice(&v2[33..]);
-        let stored = decode(record.key, &v1).expect("a version 1 value decodes");
+        let stored = session(record.key, &v1);
         assert_eq!((stored.record, stored.indexed_at), (record.clone(), record.expires_at));
     }
 
@@ -233,5 +335,25 @@ mod tests {
         record.expires_at = Timestamp::from_millis(10);
         let bytes = encode(&record, Timestamp::from_millis(11)).expect("encodes");
         assert!(matches!(decode(record.key, &bytes), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_mark_round_trips_and_is_not_a_session() {
+        let key = StoreKey::from_bytes([4; 32]);
+        let mark = Mark {
+            until: Timestamp::from_millis(-3),
+        };
+        let bytes = encode_mark(&mark);
+        let slot = decode(key, &bytes).expect("a mark decodes");
+        assert_eq!(slot, Slot::Mark(mark));
+        assert_eq!((slot.owner(), slot.indexed_at()), (None, mark.until));
+        assert!(!slot.is_live_session(Timestamp::from_millis(i64::MIN)));
+        assert_eq!(slot.live_session(Timestamp::from_millis(i64::MIN)), None);
+        for n in 0..bytes.len() {
+            assert!(matches!(decode(key, &bytes[..n]), Err(Error::Corrupt(_))), "prefix {n}");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(matches!(decode(key, &longer), Err(Error::Corrupt(_))));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use session_core::{Bytes, Error, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Error, Overwrite, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
 use store_sled::{FlushPolicy, SledStore};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -73,13 +73,21 @@ async fn corrupted_record_bytes_give_corrupt_errors_not_panics() {
             Err(Error::Corrupt(_))
         ));
         assert!(matches!(
-            store.rotate(&key, &self::key(), now).await,
+            store.rotate(&key, &self::key(), None, now).await,
             Err(Error::Corrupt(_))
         ));
+        let write = Overwrite {
+            data: Bytes::new(),
+            expires_at: now + HOUR,
+            owner: None,
+        };
         assert!(matches!(
-            store.list_by_owner("alice", now).await,
+            store.overwrite(&key, write, now).await,
             Err(Error::Corrupt(_))
         ));
+        assert!(matches!(store.was_rotated(&key, now).await, Err(Error::Corrupt(_))));
+        // A listing leaves it out instead of failing.
+        assert_eq!(store.list_by_owner("alice", now).await.expect("list"), []);
         // The sweeper skips what it cannot read instead of stalling on it.
         store.create(record(now, None), now).await.expect("create");
         assert_eq!(store.delete_expired(now + 2 * HOUR, 100).await.expect("sweep"), 1);
@@ -119,6 +127,97 @@ async fn ending_all_sessions_of_an_owner_removes_damaged_ones_too() {
     assert_eq!(store.load(&fine.key, now).await.expect("load"), None);
     assert_eq!(store.delete_expired(now + 2 * HOUR, 10).await.expect("sweep"), 0);
     assert_eq!(store.verify_indexes().expect("consistent again"), 0);
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_left_out_of_its_owners_listing_not_fatal_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db")).expect("open");
+    let now = Timestamp::now();
+    let sessions: Vec<Record> = (0..3).map(|_| record(now, Some("erin"))).collect();
+    for r in &sessions {
+        store.create(r.clone(), now).await.expect("create");
+    }
+    store
+        .overwrite_record_bytes_for_tests(&sessions[1].key, b"\x02torn")
+        .expect("raw write");
+    let mut listed: Vec<StoreKey> = store
+        .list_by_owner("erin", now)
+        .await
+        .expect("a damaged record must not fail the listing")
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    listed.sort();
+    let mut healthy = vec![sessions[0].key, sessions[2].key];
+    healthy.sort();
+    assert_eq!(listed, healthy, "the readable sessions, and only those");
+    // A read leaves the damaged record where it is, for `load` to report...
+    assert!(matches!(
+        store.load(&sessions[1].key, now).await,
+        Err(Error::Corrupt(_))
+    ));
+    // ...and ending the owner's sessions ends it too.
+    assert_eq!(store.delete_by_owner("erin", now).await.expect("delete by owner"), 2);
+    assert_eq!(store.list_by_owner("erin", now).await.expect("list"), []);
+    assert!(store.is_empty());
+}
+
+/// The bytes of a record of layout 2 (see `record_layout`) at `version`: the
+/// crate's own encoding, written by hand, as damaged storage could hold it.
+fn record_bytes(r: &Record, version: u64) -> Vec<u8> {
+    let mut out = vec![2];
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&r.created_at.as_millis().to_be_bytes());
+    out.extend_from_slice(&r.expires_at.as_millis().to_be_bytes());
+    // indexed_at: where `create` filed it.
+    out.extend_from_slice(&r.expires_at.as_millis().to_be_bytes());
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(r.data.len()).expect("small data").to_be_bytes());
+    out.extend_from_slice(&r.data);
+    out
+}
+
+#[tokio::test]
+async fn a_version_at_its_maximum_is_refused_by_update_and_overwrite_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("db")).expect("open");
+    let now = Timestamp::now();
+    let r = record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+    store
+        .overwrite_record_bytes_for_tests(&r.key, &record_bytes(&r, u64::MAX))
+        .expect("raw write");
+    let at_max = Record {
+        version: u64::MAX,
+        ..r.clone()
+    };
+    assert_eq!(store.load(&r.key, now).await.expect("load"), Some(at_max.clone()));
+
+    let update = Update {
+        expected_version: u64::MAX,
+        data: Bytes::from_static(b"next"),
+        expires_at: now + 2 * HOUR,
+        owner: Some("frank".into()),
+    };
+    assert!(matches!(
+        store.update(&r.key, update, now).await,
+        Err(Error::Corrupt(_))
+    ));
+    let write = Overwrite {
+        data: Bytes::from_static(b"blind"),
+        expires_at: now + 2 * HOUR,
+        owner: Some("frank".into()),
+    };
+    assert!(matches!(
+        store.overwrite(&r.key, write, now).await,
+        Err(Error::Corrupt(_))
+    ));
+    // Nothing was written: not the record, not an index entry.
+    assert_eq!(store.load(&r.key, now).await.expect("load"), Some(at_max));
+    assert_eq!(store.list_by_owner("frank", now).await.expect("list"), []);
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+    assert_eq!(store.verify_indexes().expect("consistent"), 1);
 }
 
 #[test]

@@ -8,12 +8,12 @@
 //! number of them, reads whatever the child had printed before it died, and
 //! checks the reopened store against exactly those lines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use session_core::{Bytes, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Overwrite, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
 use store_sled::{FlushPolicy, SledStore};
 
 /// Set in the child: the database directory to write into.
@@ -43,6 +43,16 @@ impl Rng {
     }
 }
 
+/// An owner as written on an acknowledgement line (`-` for none; owners
+/// here are `user-N`).
+fn owner_word(owner: Option<&str>) -> &str {
+    owner.unwrap_or("-")
+}
+
+fn random_owner(rng: &mut Rng) -> String {
+    format!("user-{}", rng.next() % OWNERS)
+}
+
 /// The child: writes forever (until killed), printing each acknowledgement.
 /// Does nothing in a normal test run.
 #[test]
@@ -66,101 +76,145 @@ fn writer_process() {
             .open()
             .expect("the writer opens the store");
         let mut rng = Rng(seed | 1);
-        // key -> (version, expires_at)
-        let mut mine: Vec<(StoreKey, u64, Timestamp)> = Vec::new();
+        // key -> (version, expires_at, owner)
+        let mut mine: Vec<(StoreKey, u64, Timestamp, Option<String>)> = Vec::new();
         let mut out = std::io::stdout().lock();
         loop {
-            let choice = if mine.len() < 8 { 0 } else { rng.next() % 11 };
-            let line = match choice {
+            let choice = if mine.len() < 8 { 0 } else { rng.next() % 12 };
+            let i = (rng.next() % mine.len().max(1) as u64) as usize;
+            let (key, version, expires_at, owner) = match choice {
                 0..=3 => {
                     let key = SessionId::generate().expect("random").store_key();
                     let expires_at = NOW + DAY;
-                    let owner = Some(format!("user-{}", rng.next() % OWNERS));
+                    let owner = (!rng.next().is_multiple_of(4)).then(|| random_owner(&mut rng));
                     let record = Record {
                         key,
                         version: 1,
                         data: data_for(&key, 1),
                         created_at: NOW,
                         expires_at,
-                        owner,
+                        owner: owner.clone(),
                     };
                     store.create(record, NOW).await.expect("create");
-                    mine.push((key, 1, expires_at));
-                    format!("PUT {key} 1 {}", expires_at.as_millis())
+                    mine.push((key, 1, expires_at, owner.clone()));
+                    (key, 1, expires_at, owner)
                 }
                 4..=6 => {
-                    let i = (rng.next() % mine.len() as u64) as usize;
-                    let (key, version, _) = mine[i];
+                    let (key, version, _, _) = mine[i];
                     let expires_at = NOW + DAY + Duration::from_millis(rng.next() % 1_000_000);
-                    let owner = (!rng.next().is_multiple_of(3)).then(|| format!("user-{}", rng.next() % OWNERS));
-                    let update = Update {
-                        expected_version: version,
-                        data: data_for(&key, version + 1),
-                        expires_at,
-                        owner,
+                    let owner = (!rng.next().is_multiple_of(3)).then(|| random_owner(&mut rng));
+                    let data = data_for(&key, version + 1);
+                    let new = if choice == 6 {
+                        let write = Overwrite {
+                            data,
+                            expires_at,
+                            owner: owner.clone(),
+                        };
+                        store.overwrite(&key, write, NOW).await.expect("overwrite")
+                    } else {
+                        let update = Update {
+                            expected_version: version,
+                            data,
+                            expires_at,
+                            owner: owner.clone(),
+                        };
+                        store.update(&key, update, NOW).await.expect("update")
                     };
-                    let new = store.update(&key, update, NOW).await.expect("update");
-                    mine[i] = (key, new, expires_at);
-                    format!("PUT {key} {new} {}", expires_at.as_millis())
+                    mine[i] = (key, new, expires_at, owner.clone());
+                    (key, new, expires_at, owner)
                 }
                 7 | 8 => {
-                    let i = (rng.next() % mine.len() as u64) as usize;
-                    let (key, version, old) = mine[i];
+                    let (key, version, old, ref owner) = mine[i];
+                    let owner = owner.clone();
                     let expires_at = old + Duration::from_millis(rng.next() % 1_000_000);
                     assert!(store.touch(&key, expires_at, NOW).await.expect("touch"));
                     let expires_at = expires_at.max(old);
-                    mine[i] = (key, version, expires_at);
-                    format!("PUT {key} {version} {}", expires_at.as_millis())
+                    mine[i] = (key, version, expires_at, owner.clone());
+                    (key, version, expires_at, owner)
                 }
-                9 => {
-                    // A rotation, acknowledged on its own line, then an
-                    // update that gives the moved data its new key's name.
-                    let i = (rng.next() % mine.len() as u64) as usize;
-                    let (old, _, expires_at) = mine[i];
+                9 | 10 => {
+                    // A rotation (a login half the time: it sets the owner),
+                    // acknowledged on its own line, then an update that gives
+                    // the moved data its new key's name.
+                    let (old, version, expires_at, ref old_owner) = mine[i];
+                    let set_owner = rng.next().is_multiple_of(2).then(|| random_owner(&mut rng));
+                    let owner = set_owner.clone().or_else(|| old_owner.clone());
                     let new = SessionId::generate().expect("random").store_key();
-                    store.rotate(&old, &new, NOW).await.expect("rotate");
-                    writeln!(out, "ACK ROT {old} {new} {}", expires_at.as_millis()).expect("stdout");
+                    let moved = store
+                        .rotate(&old, &new, set_owner.as_deref(), NOW)
+                        .await
+                        .expect("rotate");
+                    let want = Record {
+                        key: new,
+                        version: 1,
+                        data: data_for(&old, version),
+                        created_at: NOW,
+                        expires_at,
+                        owner: owner.clone(),
+                    };
+                    assert_eq!(moved, want, "rotate hands back the record it moved");
+                    writeln!(
+                        out,
+                        "ACK ROT {old} {new} {} {}",
+                        expires_at.as_millis(),
+                        owner_word(owner.as_deref())
+                    )
+                    .expect("stdout");
                     out.flush().expect("stdout");
                     let update = Update {
                         expected_version: 1,
                         data: data_for(&new, 2),
                         expires_at,
-                        owner: Some(format!("user-{}", rng.next() % OWNERS)),
+                        owner: owner.clone(),
                     };
                     let version = store.update(&new, update, NOW).await.expect("update");
-                    mine[i] = (new, version, expires_at);
-                    format!("PUT {new} {version} {}", expires_at.as_millis())
+                    mine[i] = (new, version, expires_at, owner.clone());
+                    (new, version, expires_at, owner)
                 }
                 _ => {
-                    let i = (rng.next() % mine.len() as u64) as usize;
-                    let (key, _, _) = mine.swap_remove(i);
+                    let (key, _, _, _) = mine.swap_remove(i);
                     assert!(store.delete(&key, NOW).await.expect("delete"));
-                    format!("DEL {key}")
+                    writeln!(out, "ACK DEL {key}").expect("stdout");
+                    out.flush().expect("stdout");
+                    continue;
                 }
             };
             // Straight to the pipe (not the test harness's capture), one
             // acknowledged operation per line.
-            writeln!(out, "ACK {line}").expect("stdout");
+            writeln!(
+                out,
+                "ACK PUT {key} {version} {} {}",
+                expires_at.as_millis(),
+                owner_word(owner.as_deref())
+            )
+            .expect("stdout");
             out.flush().expect("stdout");
         }
     });
 }
 
 /// What the parent knows about one key from the acknowledgements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Acked {
     Live {
         version: u64,
         expires_at: Timestamp,
+        owner: Option<String>,
         /// Rotated here: the data is that of the key it came from.
         moved: bool,
     },
+    /// Rotated away: a rotation mark, in force at `NOW`.
+    Rotated,
     Deleted,
 }
 
 /// The keys one acknowledgement line speaks of (a rotation speaks of two).
 fn parse_ack(line: &str) -> Vec<(StoreKey, Acked)> {
     parse_ack_words(line).unwrap_or_default()
+}
+
+fn parse_owner(word: &str) -> Option<String> {
+    (word != "-").then(|| word.to_owned())
 }
 
 fn parse_ack_words(line: &str) -> Option<Vec<(StoreKey, Acked)>> {
@@ -170,12 +224,14 @@ fn parse_ack_words(line: &str) -> Option<Vec<(StoreKey, Acked)>> {
             let key = words.next()?.parse().ok()?;
             let version = words.next()?.parse().ok()?;
             let expires_at = Timestamp::from_millis(words.next()?.parse().ok()?);
+            let owner = parse_owner(words.next()?);
             let moved = false;
             Some(vec![(
                 key,
                 Acked::Live {
                     version,
                     expires_at,
+                    owner,
                     moved,
                 },
             )])
@@ -184,16 +240,34 @@ fn parse_ack_words(line: &str) -> Option<Vec<(StoreKey, Acked)>> {
             let old = words.next()?.parse().ok()?;
             let new = words.next()?.parse().ok()?;
             let expires_at = Timestamp::from_millis(words.next()?.parse().ok()?);
+            let owner = parse_owner(words.next()?);
             let moved = Acked::Live {
                 version: 1,
                 expires_at,
+                owner,
                 moved: true,
             };
-            Some(vec![(old, Acked::Deleted), (new, moved)])
+            Some(vec![(old, Acked::Rotated), (new, moved)])
         }
         "DEL" => Some(vec![(words.next()?.parse().ok()?, Acked::Deleted)]),
         _ => None,
     }
+}
+
+/// What the reopened store holds under `key`, in the terms of [`Acked`].
+async fn recovered(store: &SledStore, key: &StoreKey) -> (Option<Record>, Acked) {
+    let found = store.load(key, NOW).await.expect("load after recovery");
+    let state = match &found {
+        Some(r) => Acked::Live {
+            version: r.version,
+            expires_at: r.expires_at,
+            owner: r.owner.clone(),
+            moved: false,
+        },
+        None if store.was_rotated(key, NOW).await.expect("was_rotated after recovery") => Acked::Rotated,
+        None => Acked::Deleted,
+    };
+    (found, state)
 }
 
 /// Runs one writer, kills it after `kill_after` acknowledgements, and returns
@@ -255,43 +329,55 @@ async fn sigkill_loses_no_acknowledged_write_and_leaves_indexes_consistent() {
         // writer is sequential): it may have been applied without its line.
         let mut in_flight = 0;
         for (key, acked) in &this_round {
-            let found = store.load(key, NOW).await.expect("load after recovery");
-            let exact = match (acked, &found) {
-                (Acked::Deleted, None) => true,
+            let (found, state) = recovered(&store, key).await;
+            if let (Acked::Live { moved, .. }, Some(r)) = (acked, &found) {
+                // Moved data keeps the name of the key it came from until the
+                // update that follows every rotation.
+                if !(*moved && r.version == 1) {
+                    assert_eq!(
+                        r.data,
+                        data_for(key, r.version),
+                        "round {round}: data does not match its version"
+                    );
+                }
+            }
+            let exact = match (acked, &state) {
                 (
                     Acked::Live {
                         version,
                         expires_at,
-                        moved,
+                        owner,
+                        ..
                     },
-                    Some(r),
-                ) => {
-                    // Moved data keeps the name of the key it came from
-                    // until the update that follows every rotation.
-                    if !(*moved && r.version == 1) {
-                        assert_eq!(
-                            r.data,
-                            data_for(key, r.version),
-                            "round {round}: data does not match its version"
-                        );
-                    }
-                    r.version == *version && r.expires_at == *expires_at
-                }
-                _ => false,
+                    Acked::Live {
+                        version: v,
+                        expires_at: e,
+                        owner: o,
+                        ..
+                    },
+                ) => (version, expires_at, owner) == (v, e, o),
+                (acked, state) => acked == state,
             };
             if !exact {
                 in_flight += 1;
-                match (acked, &found) {
-                    // An update or touch after the last acknowledgement.
-                    (Acked::Live { version, .. }, Some(r)) => assert!(
-                        r.version == *version || r.version == version + 1,
-                        "round {round}: {key:?} acknowledged at version {version}, found {}",
-                        r.version
+                match (acked, &state) {
+                    // An update or overwrite after the last acknowledgement
+                    // (any owner), or a touch (the same owner).
+                    (
+                        Acked::Live { version, owner, .. },
+                        Acked::Live {
+                            version: v, owner: o, ..
+                        },
+                    ) => assert!(
+                        *v == version + 1 || (v == version && o == owner),
+                        "round {round}: {key:?} acknowledged at version {version} of {owner:?}, found {v} of {o:?}"
                     ),
-                    // A delete after the last acknowledgement.
-                    (Acked::Live { .. }, None) => {}
-                    (Acked::Deleted, Some(_)) => panic!("round {round}: acknowledged delete of {key:?} was lost"),
-                    (Acked::Deleted, None) => unreachable!("an exact match"),
+                    // A delete or a rotation after the last acknowledgement.
+                    (Acked::Live { .. }, Acked::Deleted | Acked::Rotated) => {}
+                    (Acked::Rotated, _) => {
+                        panic!("round {round}: acknowledged rotation of {key:?} left {state:?}, not a mark")
+                    }
+                    (Acked::Deleted, _) => panic!("round {round}: acknowledged delete of {key:?} left {state:?}"),
                 }
             }
         }
@@ -300,30 +386,14 @@ async fn sigkill_loses_no_acknowledged_write_and_leaves_indexes_consistent() {
             "round {round}: {in_flight} sessions differ from their last acknowledgement"
         );
         expected.retain(|k, _| !this_round.contains_key(k));
-        // Earlier rounds' sessions are untouched by later writers.
+        // Earlier rounds' sessions and marks are untouched by later writers.
         for (key, acked) in &expected {
-            let found = store.load(key, NOW).await.expect("load after recovery");
-            match acked {
-                Acked::Live { version, .. } => {
-                    assert_eq!(
-                        found.map(|r| r.version),
-                        Some(*version),
-                        "round {round}: an earlier session changed"
-                    )
-                }
-                Acked::Deleted => assert!(found.is_none()),
-            }
+            let (_, state) = recovered(&store, key).await;
+            assert_eq!(&state, acked, "round {round}: an earlier session changed");
         }
         // Keep the recovered state as the expectation for later rounds.
         for key in this_round.keys() {
-            let state = match store.load(key, NOW).await.expect("load") {
-                Some(r) => Acked::Live {
-                    version: r.version,
-                    expires_at: r.expires_at,
-                    moved: false,
-                },
-                None => Acked::Deleted,
-            };
+            let (_, state) = recovered(&store, key).await;
             expected.insert(*key, state);
         }
         let live = expected.values().filter(|a| matches!(a, Acked::Live { .. })).count() as u64;
@@ -332,16 +402,70 @@ async fn sigkill_loses_no_acknowledged_write_and_leaves_indexes_consistent() {
             "round {round}: {records} records for {live} live sessions"
         );
 
-        // The recovered store works: the owner index answers for every owner.
-        let mut listed = 0;
-        for owner in 0..OWNERS {
-            listed += store
-                .list_by_owner(&format!("user-{owner}"), NOW)
+        // The owner index lists every live session of each owner (it may
+        // also list the copy an interrupted rotation left under a key nobody
+        // was given), and only live sessions of that owner.
+        for owner in (0..OWNERS).map(|o| format!("user-{o}")) {
+            let listed: HashSet<StoreKey> = store
+                .list_by_owner(&owner, NOW)
                 .await
                 .expect("list")
-                .len();
+                .into_iter()
+                .map(|s| s.key)
+                .collect();
+            for (key, state) in &expected {
+                if let Acked::Live { owner: Some(o), .. } = state
+                    && *o == owner
+                {
+                    assert!(
+                        listed.contains(key),
+                        "round {round}: {owner} lost a session from its list"
+                    );
+                }
+            }
+            for key in &listed {
+                let r = store
+                    .load(key, NOW)
+                    .await
+                    .expect("load")
+                    .expect("a listed session is live");
+                assert_eq!(
+                    r.owner.as_deref(),
+                    Some(owner.as_str()),
+                    "round {round}: listed for another owner"
+                );
+            }
         }
-        assert!(listed as u64 <= records);
         drop(store);
     }
+
+    // Whatever the kills left behind (leftover entries, copies of
+    // interrupted rotations, marks) is reclaimed by the sweep and the owner
+    // operations, as the crate docs say.
+    let store = SledStore::builder(&path)
+        .cache_capacity(8 * 1024 * 1024)
+        .open()
+        .expect("reopen for the final sweep");
+    let sessions = store.verify_indexes().expect("consistent");
+    let later = NOW + 365 * DAY;
+    assert_eq!(
+        store.delete_expired(later, usize::MAX).await.expect("sweep"),
+        sessions,
+        "the sweep removes every session once expired, and counts no mark"
+    );
+    for owner in 0..OWNERS {
+        assert_eq!(
+            store
+                .delete_by_owner(&format!("user-{owner}"), later)
+                .await
+                .expect("delete by owner"),
+            0
+        );
+    }
+    assert!(
+        store.is_empty(),
+        "{} records or marks left after the sweep",
+        store.len()
+    );
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
 }

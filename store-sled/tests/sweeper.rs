@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, Clock, ManualClock, Record, SessionId, SessionStore, Timestamp};
+use session_core::{Bytes, Clock, ManualClock, ROTATION_MARK_TTL, Record, SessionId, SessionStore, Timestamp};
 use store_sled::{FlushPolicy, SledStore};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -18,6 +18,15 @@ fn record(now: Timestamp, ttl: Duration) -> Record {
         expires_at: now + ttl,
         owner: Some("dora".into()),
     }
+}
+
+/// A store in `dir` with no sweeper: `delete_expired` runs only when a test
+/// calls it.
+fn without_sweeper(dir: &std::path::Path) -> SledStore {
+    SledStore::builder(dir.join("db"))
+        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+        .open()
+        .expect("open")
 }
 
 /// Polls `done` until it holds; fails after 20 s. Waiting for a condition,
@@ -95,10 +104,7 @@ fn a_sweeper_needs_a_runtime() {
 #[tokio::test]
 async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::builder(dir.path().join("db"))
-        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
-        .open()
-        .expect("open");
+    let store = without_sweeper(dir.path());
     // Timestamps around zero and negative ones sort correctly too.
     let base = Timestamp::from_millis(-5_000);
     let mut records = Vec::new();
@@ -141,10 +147,7 @@ async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() 
 #[tokio::test]
 async fn a_renewed_session_is_refiled_by_the_sweep_not_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::builder(dir.path().join("db"))
-        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
-        .open()
-        .expect("open");
+    let store = without_sweeper(dir.path());
     let now = Timestamp::from_millis(1_000_000);
     let renewed = record(now, HOUR);
     let left = record(now, HOUR);
@@ -182,10 +185,7 @@ async fn a_renewed_session_is_refiled_by_the_sweep_not_removed() {
 #[tokio::test]
 async fn a_deleted_sessions_expiry_entry_is_dropped_by_the_sweep_at_its_time() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::builder(dir.path().join("db"))
-        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
-        .open()
-        .expect("open");
+    let store = without_sweeper(dir.path());
     let now = Timestamp::from_millis(5_000_000);
     let gone = record(now, HOUR);
     store.create(gone.clone(), now).await.expect("create");
@@ -202,4 +202,78 @@ async fn a_deleted_sessions_expiry_entry_is_dropped_by_the_sweep_at_its_time() {
         "nothing live was removed"
     );
     assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+}
+
+#[tokio::test]
+async fn a_rotation_mark_is_filed_under_its_end_and_swept_then_uncounted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = without_sweeper(dir.path());
+    let now = Timestamp::from_millis(9_000_000);
+    let ms = Duration::from_millis(1);
+    let r = record(now, HOUR);
+    store.create(r.clone(), now).await.expect("create");
+    let new_key = SessionId::generate().expect("OS random source").store_key();
+    let moved = store.rotate(&r.key, &new_key, Some("erin"), now).await.expect("rotate");
+    assert_eq!(moved.owner.as_deref(), Some("erin"));
+    // The moved record and the mark; only the record counts as a session.
+    // The old session's expiry entry is left for the sweep, its owner entry
+    // went with it.
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.verify_indexes().expect("consistent"), 1);
+    assert_eq!(store.leftover_index_entries().expect("scan"), 1);
+    assert_eq!(store.list_by_owner("dora", now).await.expect("list"), []);
+    assert_eq!(store.list_by_owner("erin", now).await.expect("list").len(), 1);
+
+    // Still in force a millisecond before its end: the sweep keeps it.
+    let end = now + ROTATION_MARK_TTL;
+    assert_eq!(store.delete_expired(end - ms, 10).await.expect("sweep"), 0);
+    assert!(store.was_rotated(&r.key, end - ms).await.expect("was_rotated"));
+    assert_eq!(store.len(), 2);
+    // At its end the sweep removes it, and does not count it.
+    assert_eq!(store.delete_expired(end, 10).await.expect("sweep"), 0);
+    assert_eq!(store.len(), 1, "the mark is gone");
+    assert!(!store.was_rotated(&r.key, now).await.expect("was_rotated"));
+    assert_eq!(store.verify_indexes().expect("consistent"), 1);
+    // At the old expiry the old entry goes, and the moved session with it.
+    assert_eq!(store.delete_expired(now + HOUR, 10).await.expect("sweep"), 1);
+    assert!(store.is_empty());
+    assert_eq!(store.leftover_index_entries().expect("scan"), 0);
+}
+
+#[tokio::test]
+async fn a_deleted_or_replaced_mark_leaves_only_an_entry_for_the_sweep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = without_sweeper(dir.path());
+    let now = Timestamp::from_millis(12_000_000);
+    let (deleted, replaced) = (record(now, HOUR), record(now, HOUR));
+    for r in [&deleted, &replaced] {
+        store.create(r.clone(), now).await.expect("create");
+        let to = SessionId::generate().expect("OS random source").store_key();
+        store.rotate(&r.key, &to, None, now).await.expect("rotate");
+    }
+    assert!(
+        !store.delete(&deleted.key, now).await.expect("delete"),
+        "a mark is not live"
+    );
+    let mut again = record(now, 2 * HOUR);
+    again.key = replaced.key;
+    store.create(again.clone(), now).await.expect("create over a mark");
+    assert!(!store.was_rotated(&deleted.key, now).await.expect("was_rotated"));
+    assert!(!store.was_rotated(&replaced.key, now).await.expect("was_rotated"));
+    // Two moved records and the new one; no mark is left.
+    assert_eq!(store.len(), 3);
+    assert_eq!(store.verify_indexes().expect("consistent"), 3);
+    // The marks' entries (at their end) and the rotated sessions' (at the
+    // hour) are leftovers until the sweep reaches them.
+    assert_eq!(store.leftover_index_entries().expect("scan"), 4);
+    assert_eq!(
+        store.delete_expired(now + ROTATION_MARK_TTL, 10).await.expect("sweep"),
+        0
+    );
+    assert_eq!(store.leftover_index_entries().expect("scan"), 2);
+    assert_eq!(store.len(), 3, "nothing live was removed");
+    assert_eq!(
+        store.load(&replaced.key, now).await.expect("load").as_ref(),
+        Some(&again)
+    );
 }

@@ -7,19 +7,29 @@
 //! cargo run -p benches --release --features peers --bin compare
 //! ```
 //!
-//! Options: `--window-ms N` (measurement per cell, default 300), `--full`
-//! (every payload, like the criterion run), `--large` (also 1,000,000
-//! sessions: the preload takes minutes), `--only A,B` (only workloads whose
-//! id contains one of these, e.g. `--only load/,mix/`). Environment:
-//! `REDIS_URL`, `DATABASE_URL`, `SESSIONS_BENCH_BACKENDS=memory,sled`.
+//! Options: see [`USAGE`] (`--help`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::lineup::Lineup;
+use benches::arena::Arena;
 use benches::measurement::{Measurement, target_dir, to_json_lines};
 use benches::report;
-use benches::workload::{Arena, STORE_SIZES, Workload, full_matrix, quick_matrix};
+use benches::round::{Round, store_sizes};
+use benches::workload::{Workload, full_matrix, quick_matrix};
+
+/// What `--help` prints.
+const USAGE: &str = "\
+compare: the quick comparison, written to <target>/sessions-report/
+
+Options:
+  --window-ms N  measurement per cell in milliseconds (default 300)
+  --full         every payload, like the criterion run
+  --large        also 1,000,000 sessions (as SESSIONS_BENCH_LARGE=1): the preload takes minutes
+  --only A,B     only workloads whose id contains one of these, e.g. --only load/,mix/
+  --help         this text
+
+Environment: REDIS_URL, DATABASE_URL, SESSIONS_BENCH_BACKENDS=memory,sled, SESSIONS_BENCH_LARGE=1";
 
 /// Samples per cell; the median is reported.
 const SAMPLES: u32 = 5;
@@ -54,7 +64,11 @@ fn options() -> Result<Options, String> {
                 let list = args.next().ok_or("--only needs a comma-separated list")?;
                 o.only = list.split(',').map(str::to_owned).collect();
             }
-            other => return Err(format!("unknown argument {other:?}; see the doc of this binary")),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
     Ok(o)
@@ -102,33 +116,10 @@ async fn main() -> std::process::ExitCode {
     };
     let started = Instant::now();
     let load_before = load_average();
-    let sizes: Vec<usize> = STORE_SIZES
-        .into_iter()
-        .filter(|&n| options.large || n == STORE_SIZES[0])
-        .collect();
     let mut measurements: Vec<Measurement> = Vec::new();
     let mut notes = Vec::new();
-    for size in sizes {
-        let lineup = Lineup::assemble().await;
-        for line in &lineup.skipped {
-            eprintln!("{line}");
-            notes.push(line.clone());
-        }
-        let mut arenas = Vec::new();
-        for contender in &lineup.contenders {
-            let t = Instant::now();
-            eprint!("preloading {size} sessions into {} ... ", contender.id());
-            match Arena::preload(Arc::clone(contender), size).await {
-                Ok(arena) => {
-                    eprintln!("{:.1?}", t.elapsed());
-                    arenas.push(arena);
-                }
-                Err(e) => {
-                    eprintln!("failed: {e}");
-                    notes.push(format!("SKIPPED {}: preload failed: {e}", contender.id()));
-                }
-            }
-        }
+    for size in store_sizes(options.large) {
+        let round = Round::start(size).await;
         let matrix = if options.full {
             full_matrix(size)
         } else {
@@ -137,12 +128,7 @@ async fn main() -> std::process::ExitCode {
         let cells: Vec<(Workload, Arc<Arena>)> = matrix
             .iter()
             .filter(|w| options.only.is_empty() || options.only.iter().any(|o| w.to_string().contains(o.as_str())))
-            .flat_map(|w| {
-                arenas
-                    .iter()
-                    .filter(|a| w.kind.supported_by(a.contender().as_ref()))
-                    .map(move |a| (*w, Arc::clone(a)))
-            })
+            .flat_map(|w| round.arenas_for(w).map(move |a| (*w, Arc::clone(a))))
             .collect();
         for (i, (workload, arena)) in cells.iter().enumerate() {
             arena.prepare(workload).await;
@@ -164,18 +150,7 @@ async fn main() -> std::process::ExitCode {
             );
             measurements.push(m);
         }
-        for arena in &arenas {
-            if let (n @ 1.., first) = arena.errors() {
-                let line = format!(
-                    "{}: {n} failed operations; first: {}",
-                    arena.contender().id(),
-                    first.unwrap_or_default()
-                );
-                eprintln!("{line}");
-                notes.push(line);
-            }
-        }
-        lineup.cleanup().await;
+        notes.extend(round.finish().await);
     }
     let out = target_dir().join("sessions-report");
     let mut preamble = format!(

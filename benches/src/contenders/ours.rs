@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use session_core::{Error, Record, SessionStore, StoreKey, Update};
+use session_core::{Error, SessionStore, StoreKey, Update};
 
-use super::BenchClock;
-use super::server::Namespace;
+use crate::clock::BenchClock;
+use crate::fan_out::fan_out;
+use crate::keys::record;
+use crate::namespace::Namespace;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// Any [`SessionStore`] as a contender.
@@ -15,17 +17,22 @@ pub struct Ours {
     id: ContenderId,
     store: Arc<dyn SessionStore>,
     clock: BenchClock,
-    /// How many creates the preload keeps in flight: 1 for in-process
-    /// stores, more for networked ones so the preload is not bound by the
-    /// round trip.
+    /// How many creates the preload keeps in flight (the family's choice).
     preload_concurrency: usize,
     /// What to remove afterwards (a Redis prefix, a PostgreSQL table).
     namespace: Option<Namespace>,
 }
 
 impl Ours {
-    /// Wraps `store` as the "ours" contender of `backend`.
-    pub fn new(backend: Backend, store: Arc<dyn SessionStore>) -> Self {
+    /// Wraps `store` as the "ours" contender of `backend`; its preload keeps
+    /// `preload_concurrency` creates in flight, and its cleanup removes
+    /// `namespace`.
+    pub fn new(
+        backend: Backend,
+        store: Arc<dyn SessionStore>,
+        preload_concurrency: usize,
+        namespace: Option<Namespace>,
+    ) -> Self {
         Ours {
             id: ContenderId {
                 backend,
@@ -33,38 +40,8 @@ impl Ours {
             },
             store,
             clock: BenchClock::new(),
-            preload_concurrency: match backend {
-                Backend::Memory => 1,
-                Backend::Sled => 2,
-                Backend::Redis | Backend::Postgres => 64,
-            },
-            namespace: None,
-        }
-    }
-
-    /// Removes `namespace` on cleanup.
-    pub fn with_namespace(mut self, namespace: Namespace) -> Self {
-        self.namespace = Some(namespace);
-        self
-    }
-
-    /// The store itself. Calling through `&dyn SessionStore` and not through
-    /// the `Arc`: method resolution would otherwise pick session-core's
-    /// blanket `impl SessionStore for Arc<S>`, which boxes a second future
-    /// per call (about 280 more instructions, a third of an in-memory load;
-    /// see the report), and the benchmark is of the store, not of that impl.
-    fn store(&self) -> &dyn SessionStore {
-        &*self.store
-    }
-
-    fn record(&self, key: &StoreKey, payload: &Bytes) -> Record {
-        Record {
-            key: *key,
-            version: 1,
-            data: payload.clone(),
-            created_at: self.clock.now(),
-            expires_at: self.clock.expiry(),
-            owner: None,
+            preload_concurrency,
+            namespace,
         }
     }
 }
@@ -80,54 +57,28 @@ impl Contender for Ours {
     }
 
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError> {
-        if self.preload_concurrency <= 1 {
-            for key in keys {
-                self.create(key, payload).await?;
-            }
-            return Ok(());
-        }
-        // Several tasks over interleaved slices of the keys.
-        let keys: Arc<[StoreKey]> = keys.into();
-        let tasks: Vec<_> = (0..self.preload_concurrency)
-            .map(|t| {
-                let (store, keys, payload) = (Arc::clone(&self.store), Arc::clone(&keys), payload.clone());
-                let (now, expires_at) = (self.clock.now(), self.clock.expiry());
-                let n = self.preload_concurrency;
-                tokio::spawn(async move {
-                    for key in keys.iter().skip(t).step_by(n) {
-                        let record = Record {
-                            key: *key,
-                            version: 1,
-                            data: payload.clone(),
-                            created_at: now,
-                            expires_at,
-                            owner: None,
-                        };
-                        (*store)
-                            .create(record, now)
-                            .await
-                            .map_err(|e| failed("preload create", e))?;
-                    }
-                    Ok::<_, BenchError>(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.map_err(|e| BenchError::new("preload task", e))??;
-        }
-        Ok(())
+        let (store, payload) = (Arc::clone(&self.store), payload.clone());
+        let (now, expires_at) = (self.clock.now(), self.clock.expiry());
+        fan_out(self.preload_concurrency, keys.into(), move |key| {
+            let (store, record) = (Arc::clone(&store), record(key, payload.clone(), now, expires_at));
+            async move { store.create(record, now).await.map_err(|e| failed("preload create", e)) }
+        })
+        .await
     }
 
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
-        self.store()
-            .create(self.record(key, payload), self.clock.now())
+        self.store
+            .create(
+                record(*key, payload.clone(), self.clock.now(), self.clock.expiry()),
+                self.clock.now(),
+            )
             .await
             .map_err(|e| failed("create", e))
     }
 
     async fn load(&self, key: &StoreKey) -> Result<bool, BenchError> {
         let found = self
-            .store()
+            .store
             .load(key, self.clock.now())
             .await
             .map_err(|e| failed("load", e))?;
@@ -141,7 +92,7 @@ impl Contender for Ours {
             expires_at: self.clock.expiry(),
             owner: None,
         };
-        match self.store().update(key, update, self.clock.now()).await {
+        match self.store.update(key, update, self.clock.now()).await {
             Ok(version) => Ok(version),
             // Another task of the workload won the race: a real outcome of a
             // compare-and-swap, and a full round trip.
@@ -151,7 +102,7 @@ impl Contender for Ours {
     }
 
     async fn touch(&self, key: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
-        match self.store().touch(key, self.clock.renewal(), self.clock.now()).await {
+        match self.store.touch(key, self.clock.renewal(), self.clock.now()).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(BenchError("touch: the session was not found".into())),
             Err(e) => Err(failed("touch", e)),
@@ -159,14 +110,15 @@ impl Contender for Ours {
     }
 
     async fn rotate(&self, old: &StoreKey, new: &StoreKey, _payload: &Bytes) -> Result<(), BenchError> {
-        self.store()
+        self.store
             .rotate(old, new, None, self.clock.now())
             .await
+            .map(drop)
             .map_err(|e| failed("rotate", e))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), BenchError> {
-        self.store()
+        self.store
             .delete(key, self.clock.now())
             .await
             .map_err(|e| failed("delete", e))?;

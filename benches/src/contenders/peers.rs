@@ -1,40 +1,33 @@
 //! The peer stores (feature `peers`), driven through their own store
-//! traits, built as their READMEs show. One function per family adds them
-//! to the lineup.
+//! traits, built as their READMEs show. One function per family makes them.
 
 mod actix;
 mod tower;
 
-use std::sync::Arc;
-
-use crate::lineup::Lineup;
-use crate::{BenchError, Contender};
+use crate::contenders::{Made, made};
 
 pub use actix::ActixRedis;
 pub use tower::{Preload, TowerPeer};
 
-fn boxed<C: Contender>(c: Result<C, BenchError>) -> Result<Arc<dyn Contender>, BenchError> {
-    c.map(|c| Arc::new(c) as Arc<dyn Contender>)
-}
-
 /// tower-sessions-memory-store and tower-sessions-moka-store.
-pub fn memory(lineup: &mut Lineup) {
-    lineup.add(boxed(Ok(tower::memory_store())));
-    lineup.add(boxed(Ok(tower::moka_store())));
+pub fn memory() -> Vec<Made> {
+    vec![made(Ok(tower::memory_store())), made(Ok(tower::moka_store()))]
 }
 
 /// tower-sessions-sled-store.
-pub fn sled(lineup: &mut Lineup) {
-    lineup.add(boxed(tower::sled_store()));
+pub fn sled() -> Vec<Made> {
+    vec![made(tower::sled_store())]
 }
 
 /// actix-session's RedisSessionStore and tower-sessions-redis-store.
-pub async fn redis(lineup: &mut Lineup, url: &str) {
-    lineup.add(boxed(ActixRedis::connect(url).await));
-    lineup.add(boxed(tower::redis_store(url).await));
+pub async fn redis(url: &str) -> Vec<Made> {
+    vec![
+        made(ActixRedis::connect(url).await),
+        made(tower::redis_store(url).await),
+    ]
 }
 
 /// tower-sessions-sqlx-store (PostgreSQL).
-pub async fn postgres(lineup: &mut Lineup, url: &str) {
-    lineup.add(boxed(tower::sqlx_store(url).await));
+pub async fn postgres(url: &str) -> Vec<Made> {
+    vec![made(tower::sqlx_store(url).await)]
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use session_core::{StoreKey, Timestamp};
 
-use super::BenchClock;
+use crate::clock::BenchClock;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// As many shards as `MemoryStore` uses at its default capacity.

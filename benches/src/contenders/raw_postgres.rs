@@ -19,8 +19,9 @@ use session_core::StoreKey;
 use sqlx::{AssertSqlSafe, PgConnection};
 use tokio::sync::Mutex;
 
-use super::BenchClock;
-use super::server::{Namespace, postgres_connection, unique_name};
+use crate::clock::BenchClock;
+use crate::namespace::{Namespace, unique_name};
+use crate::servers::postgres_connection;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// Dedicated connections, as many as `PostgresStore` opens by default. One

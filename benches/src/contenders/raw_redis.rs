@@ -29,8 +29,9 @@ use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use session_core::StoreKey;
 
-use super::BenchClock;
-use super::server::{Namespace, redis_connection, unique_name};
+use crate::clock::BenchClock;
+use crate::namespace::{Namespace, unique_name};
+use crate::servers::redis_connection;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// Commands per pipeline in the preload.

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use session_core::StoreKey;
 
-use super::BenchClock;
-use super::server::Namespace;
+use crate::clock::BenchClock;
+use crate::namespace::Namespace;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// Page cache of every sled contender (ours, raw, peer).

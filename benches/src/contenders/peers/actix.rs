@@ -15,9 +15,9 @@ use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use session_core::StoreKey;
 
-use crate::contenders::keys_hex;
-use crate::contenders::server::{Namespace, redis_connection, unique_name};
 use crate::keys::SESSION_LIFETIME;
+use crate::namespace::{Namespace, unique_name};
+use crate::servers::redis_connection;
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// actix-session's Redis store.
@@ -35,7 +35,7 @@ fn state(payload: &Bytes) -> HashMap<String, String> {
 }
 
 fn session_key(key: &StoreKey) -> Result<SessionKey, BenchError> {
-    SessionKey::try_from(keys_hex(key)).map_err(|e| BenchError::new("session key", e))
+    SessionKey::try_from(key.to_hex()).map_err(|e| BenchError::new("session key", e))
 }
 
 impl ActixRedis {
@@ -74,7 +74,7 @@ impl Contender for ActixRedis {
             let mut pipe = redis::pipe();
             for key in chunk {
                 pipe.cmd("SET")
-                    .arg(format!("{}{}", self.prefix, keys_hex(key)))
+                    .arg(format!("{}{}", self.prefix, key.to_hex()))
                     .arg(&body)
                     .arg("EX")
                     .arg(self.ttl.whole_seconds())

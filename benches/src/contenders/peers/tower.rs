@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use tower_sessions_core::SessionStore;
 use tower_sessions_core::session::{Id, Record};
 
-use crate::contenders::BenchClock;
+use crate::clock::BenchClock;
 use crate::contenders::raw_sled::open_sled;
-use crate::contenders::server::{Namespace, unique_name};
+use crate::fan_out::fan_out;
+use crate::namespace::{Namespace, unique_name};
 use crate::{Backend, BenchError, Contender, ContenderId, Role};
 
 /// How a peer's preload writes: `save` is an upsert in most stores, but
@@ -58,6 +59,21 @@ fn datetime(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// The record tower-sessions would hold: one entry whose value is the
+/// payload as a JSON string.
+fn record(key: &StoreKey, payload: &Bytes, expires_ms: i64) -> Record {
+    let mut data = HashMap::with_capacity(1);
+    data.insert(
+        "payload".to_owned(),
+        serde_json::Value::String(String::from_utf8_lossy(payload).into_owned()),
+    );
+    Record {
+        id: id_of(key),
+        data,
+        expiry_date: datetime(expires_ms),
+    }
+}
+
 impl<S: SessionStore> TowerPeer<S> {
     /// Notes an id the store created (its `create` may pick another id than
     /// the one asked for), so that `cleanup` removes it.
@@ -80,21 +96,6 @@ impl<S: SessionStore> TowerPeer<S> {
             preloaded: None,
         }
     }
-
-    /// The record tower-sessions would hold: one entry whose value is the
-    /// payload as a JSON string.
-    fn record(&self, key: &StoreKey, payload: &Bytes, expires_ms: i64) -> Record {
-        let mut data = HashMap::with_capacity(1);
-        data.insert(
-            "payload".to_owned(),
-            serde_json::Value::String(String::from_utf8_lossy(payload).into_owned()),
-        );
-        Record {
-            id: id_of(key),
-            data,
-            expiry_date: datetime(expires_ms),
-        }
-    }
 }
 
 #[async_trait]
@@ -107,36 +108,27 @@ impl<S: SessionStore> Contender for TowerPeer<S> {
         if let Some(ids) = &self.preloaded {
             ids.lock().extend(keys.iter().map(id_of));
         }
-        let (create, n) = match self.preload {
-            Preload::Save(n) => (false, n.max(1)),
-            Preload::Create(n) => (true, n.max(1)),
+        let (create, tasks) = match self.preload {
+            Preload::Save(n) => (false, n),
+            Preload::Create(n) => (true, n),
         };
+        let (store, payload) = (Arc::clone(&self.store), payload.clone());
         let expiry = self.clock.expiry().as_millis();
-        let records: Arc<Vec<Record>> = Arc::new(keys.iter().map(|k| self.record(k, payload, expiry)).collect());
-        let tasks: Vec<_> = (0..n)
-            .map(|t| {
-                let (store, records) = (Arc::clone(&self.store), Arc::clone(&records));
-                tokio::spawn(async move {
-                    for record in records.iter().skip(t).step_by(n) {
-                        if create {
-                            let mut record = record.clone();
-                            store.create(&mut record).await.map_err(failed("preload create"))?;
-                        } else {
-                            store.save(record).await.map_err(failed("preload save"))?;
-                        }
-                    }
-                    Ok::<_, BenchError>(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.map_err(|e| BenchError::new("preload task", e))??;
-        }
-        Ok(())
+        fan_out(tasks, keys.into(), move |key| {
+            let (store, mut record) = (Arc::clone(&store), record(&key, &payload, expiry));
+            async move {
+                if create {
+                    store.create(&mut record).await.map_err(failed("preload create"))
+                } else {
+                    store.save(&record).await.map_err(failed("preload save"))
+                }
+            }
+        })
+        .await
     }
 
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
-        let mut record = self.record(key, payload, self.clock.expiry().as_millis());
+        let mut record = record(key, payload, self.clock.expiry().as_millis());
         self.store.create(&mut record).await.map_err(failed("create"))?;
         self.remember(record.id);
         Ok(())
@@ -148,13 +140,13 @@ impl<S: SessionStore> Contender for TowerPeer<S> {
     }
 
     async fn update(&self, key: &StoreKey, expected_version: u64, payload: &Bytes) -> Result<u64, BenchError> {
-        let record = self.record(key, payload, self.clock.expiry().as_millis());
+        let record = record(key, payload, self.clock.expiry().as_millis());
         self.store.save(&record).await.map_err(failed("update (save)"))?;
         Ok(expected_version + 1)
     }
 
     async fn touch(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError> {
-        let record = self.record(key, payload, self.clock.renewal().as_millis());
+        let record = record(key, payload, self.clock.renewal().as_millis());
         self.store.save(&record).await.map_err(failed("touch (save)"))
     }
 
@@ -163,7 +155,7 @@ impl<S: SessionStore> Contender for TowerPeer<S> {
             .delete(&id_of(old))
             .await
             .map_err(failed("rotate (delete)"))?;
-        let mut record = self.record(new, payload, self.clock.expiry().as_millis());
+        let mut record = record(new, payload, self.clock.expiry().as_millis());
         self.store
             .create(&mut record)
             .await

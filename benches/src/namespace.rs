@@ -1,33 +1,17 @@
-//! Finding the servers, and the namespaces (key prefixes, tables,
-//! directories) that keep every contender's data apart and get removed
-//! afterwards.
+//! The namespaces (key prefixes, tables, schemas, directories) that keep
+//! the data of every contender, of this run and of concurrent ones, apart,
+//! and that are removed afterwards.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use sqlx::Connection;
 
 use crate::BenchError;
-
-/// Default Redis, as the tests use it.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-/// Default PostgreSQL, as the tests use it.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// `REDIS_URL` or the default.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
-}
-
-/// `DATABASE_URL` or the default.
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
-}
+use crate::servers::postgres_connection;
 
 /// A name no other contender of this or another concurrent run uses:
-/// `bench_<pid>_<n>`, usable as a key prefix, a table name and a directory.
+/// `bench_<kind>_<pid>_<n>`, usable as a key prefix, a table name and a directory.
 pub fn unique_name(kind: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
@@ -35,32 +19,6 @@ pub fn unique_name(kind: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A multiplexed connection to Redis with timeouts long enough for the
-/// preload's big pipelines, or why there is none.
-pub async fn redis_connection(url: &str) -> Result<MultiplexedConnection, BenchError> {
-    let client = redis::Client::open(url).map_err(|e| BenchError::new("Redis URL", e.category()))?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(60)));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(|e| BenchError::new("connecting to Redis", e))?;
-    let _: String = redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| BenchError::new("Redis PING", e))?;
-    Ok(conn)
-}
-
-/// One PostgreSQL connection, or why there is none.
-pub async fn postgres_connection(url: &str) -> Result<sqlx::PgConnection, BenchError> {
-    tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url))
-        .await
-        .map_err(|_| BenchError("connecting to PostgreSQL timed out".into()))?
-        .map_err(|e| BenchError::new("connecting to PostgreSQL", e))
 }
 
 /// Where one contender keeps its data, removed by [`Namespace::remove`].

@@ -1,19 +1,30 @@
-//! Measures how long one store operation blocks the calling thread, to decide
-//! whether sled calls may run inline on tokio workers (see the crate docs).
+//! How long one `SledStore` operation blocks the calling thread, to decide
+//! whether sled calls may run inline on tokio workers (see store-sled's
+//! crate docs): the latency percentiles of create, load, update and touch
+//! at 1, 4 and 32 tasks, of a flush after a write, and of loads beside
+//! writers that flush every write.
 //!
-//! `cargo run --release -p store-sled --example op_latency`
+//! ```sh
+//! cargo run -p benches --release --bin sled_op_latency -- --quick
+//! ```
+//!
+//! `--quick` leaves out the 4-task run. 200-byte sessions,
+//! `FlushPolicy::Periodic(500 ms)` unless noted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use session_core::{Bytes, Record, SessionId, SessionStore, Timestamp, Update};
-use store_sled::{FlushPolicy, SledStore};
+use benches::BenchError;
+use benches::contenders::raw_sled::SLED_FLUSH_EVERY;
+use benches::keys::{key, record};
+use benches::namespace::Namespace;
+use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp, Update};
+use store_sled::{FlushPolicy, SledStore, SledStoreBuilder};
 
 const OPS: usize = 20_000;
 
-fn key() -> session_core::StoreKey {
-    SessionId::generate().expect("OS random source").store_key()
-}
+type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -27,13 +38,24 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
-async fn measure(tasks: usize) -> Result<(), session_core::Error> {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Arc::new(
-        SledStore::builder(dir.path().join("db"))
-            .flush_policy(FlushPolicy::Periodic(Duration::from_millis(500)))
-            .open()?,
-    );
+/// A store in a fresh directory, built by `configure`, and the directory to
+/// remove afterwards.
+fn open(configure: impl FnOnce(SledStoreBuilder) -> SledStoreBuilder) -> Result<(Arc<SledStore>, Namespace), Failure> {
+    let namespace = Namespace::temp_directory("sled_op_latency");
+    let Namespace::Directory(path) = &namespace else {
+        return Err(BenchError("a sled store needs a directory".into()).into());
+    };
+    let store = configure(SledStore::builder(path.join("db"))).open()?;
+    Ok((Arc::new(store), namespace))
+}
+
+/// A session of `data` that lives an hour from `now`.
+fn session(key: StoreKey, data: &Bytes, now: Timestamp) -> Record {
+    record(key, data.clone(), now, now + Duration::from_secs(3600))
+}
+
+async fn measure(tasks: usize) -> Result<(), Failure> {
+    let (store, namespace) = open(|b| b.flush_policy(FlushPolicy::Periodic(SLED_FLUSH_EVERY)))?;
     let now = Timestamp::now();
     let data = Bytes::from(vec![7u8; 200]);
     let mut handles = Vec::new();
@@ -42,15 +64,11 @@ async fn measure(tasks: usize) -> Result<(), session_core::Error> {
         let data = data.clone();
         handles.push(tokio::spawn(async move {
             let mut lat: [Vec<Duration>; 4] = Default::default();
-            let keys: Vec<_> = (0..OPS / tasks).map(|_| key()).collect();
+            let keys: Vec<_> = (0..(OPS / tasks) as u64).map(|i| key(t as u64, i)).collect();
             for (i, k) in keys.iter().enumerate() {
                 let record = Record {
-                    key: *k,
-                    version: 1,
-                    data: data.clone(),
-                    created_at: now,
-                    expires_at: now + Duration::from_secs(3600),
                     owner: Some(format!("user-{}", i % 100 + t * 1000)),
+                    ..session(*k, &data, now)
                 };
                 let s = Instant::now();
                 store.create(record, now).await?;
@@ -82,7 +100,7 @@ async fn measure(tasks: usize) -> Result<(), session_core::Error> {
     }
     let mut all: [Vec<Duration>; 4] = Default::default();
     for h in handles {
-        let lat = h.await.expect("task")?;
+        let lat = h.await??;
         for (a, l) in all.iter_mut().zip(lat) {
             a.extend(l);
         }
@@ -92,69 +110,56 @@ async fn measure(tasks: usize) -> Result<(), session_core::Error> {
     }
 
     let mut flushes = Vec::new();
-    for _ in 0..200 {
-        let k = key();
-        let record = Record {
-            key: k,
-            version: 1,
-            data: data.clone(),
-            created_at: now,
-            expires_at: now + Duration::from_secs(60),
-            owner: None,
-        };
+    for i in 0..200 {
+        let record = record(key(u64::MAX, i), data.clone(), now, now + Duration::from_secs(60));
         store.create(record, now).await?;
         let f = Instant::now();
         store.flush().await?;
         flushes.push(f.elapsed());
     }
     report("flush after a write (fsync)", flushes);
+    drop(store);
+    namespace.remove().await?;
     Ok(())
 }
 
-/// `load` while other tasks write under `FlushPolicy::EveryWrite`, so that a
-/// flush (write + `fsync`) is nearly always in progress: a read must not
-/// wait for it.
-async fn loads_beside_durable_writers(readers: usize, writers: usize) -> Result<(), session_core::Error> {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Arc::new(SledStore::builder(dir.path().join("db")).open()?);
+/// `load` while other tasks write under `FlushPolicy::EveryWrite` (the
+/// builder's default), so that a flush (write + `fsync`) is nearly always
+/// in progress: a read must not wait for it.
+async fn loads_beside_durable_writers(readers: usize, writers: usize) -> Result<(), Failure> {
+    let (store, namespace) = open(|b| b)?;
     let now = Timestamp::now();
     let data = Bytes::from(vec![7u8; 200]);
-    let keys: Vec<_> = (0..1000).map(|_| key()).collect();
+    let keys: Vec<_> = (0..1000).map(|i| key(0, i)).collect();
     for k in &keys {
-        let record = Record {
-            key: *k,
-            version: 1,
-            data: data.clone(),
-            created_at: now,
-            expires_at: now + Duration::from_secs(3600),
-            owner: None,
-        };
-        store.create(record, now).await?;
+        store.create(session(*k, &data, now), now).await?;
     }
     let keys = Arc::new(keys);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let mut writer_handles = Vec::new();
     for w in 0..writers {
         let (store, keys, stop, data) = (Arc::clone(&store), Arc::clone(&keys), Arc::clone(&stop), data.clone());
         writer_handles.push(tokio::spawn(async move {
             let mut i = w;
             let mut writes = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let k = &keys[i % keys.len()];
-                let current = store.load(k, now).await?.expect("a live record").version;
+                let Some(current) = store.load(k, now).await? else {
+                    return Err(BenchError("a preloaded session is gone".into()).into());
+                };
                 let update = Update {
-                    expected_version: current,
+                    expected_version: current.version,
                     data: data.clone(),
                     expires_at: now + Duration::from_secs(3600),
                     owner: None,
                 };
                 match store.update(k, update, now).await {
                     Ok(_) | Err(session_core::Error::Conflict { .. }) => writes += 1,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
                 i += writers;
             }
-            Ok::<_, session_core::Error>(writes)
+            Ok::<_, Failure>(writes)
         }));
     }
     let mut reader_handles = Vec::new();
@@ -175,21 +180,23 @@ async fn loads_beside_durable_writers(readers: usize, writers: usize) -> Result<
     let started = Instant::now();
     let mut all = Vec::new();
     for h in reader_handles {
-        all.extend(h.await.expect("task")?);
+        all.extend(h.await??);
     }
     let elapsed = started.elapsed();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let mut writes = 0;
     for h in writer_handles {
-        writes += h.await.expect("task")?;
+        writes += h.await??;
     }
     report(&format!("load, {readers} readers + {writers} EveryWrite writers"), all);
     println!("  ({writes} durable writes in {elapsed:.1?})");
+    drop(store);
+    namespace.remove().await?;
     Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() -> Result<(), session_core::Error> {
+async fn main() -> Result<(), Failure> {
     let quick = std::env::args().any(|a| a == "--quick");
     measure(1).await?;
     if !quick {
