@@ -8,11 +8,11 @@
 //!
 //! Routes: `GET /`, `POST /login`, `POST /logout`, `GET /devices`,
 //! `POST /devices/end`, `POST /devices/end-others`, `POST /api/counter`,
-//! `GET /api/session` (see [`app`]).
+//! `GET /api/session` (see [`routes`]).
 
-pub mod app;
 pub mod args;
 pub mod html;
+pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,5 +95,5 @@ pub fn session_config(args: &Args) -> SessionConfig {
 /// Errors: [`session_core::Error::Config`] for an inconsistent `config`.
 pub fn app(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<axum::Router, session_core::Error> {
     let manager = SessionManager::new(store, Config::default())?;
-    Ok(app::router(SessionLayer::new(manager, config)?))
+    Ok(routes::router(SessionLayer::new(manager, config)?))
 }
