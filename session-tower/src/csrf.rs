@@ -166,8 +166,8 @@ pub struct CsrfService<I> {
     config: Arc<CsrfLayer>,
 }
 
-fn refuse<B: From<Bytes>>(status: StatusCode, message: &'static str) -> Response<B> {
-    let mut res = Response::new(B::from(Bytes::from_static(message.as_bytes())));
+fn refuse<B: From<Bytes>>(status: StatusCode, message: impl Into<Bytes>) -> Response<B> {
+    let mut res = Response::new(B::from(message.into()));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -264,7 +264,10 @@ where
                 )),
                 Err(_) => Ok(refuse(
                     StatusCode::FORBIDDEN,
-                    "CSRF check failed: the CSRF token is missing (send it in the x-csrf-token header or the csrf form field)",
+                    format!(
+                        "CSRF check failed: the CSRF token is missing (send it in the {} header or the {} form field)",
+                        config.header, config.field
+                    ),
                 )),
             }
         })
