@@ -119,7 +119,8 @@ pub async fn renewal_touches_without_a_data_write_and_refreshes_the_cookie<F: St
 }
 
 /// A handler that writes to an existing session makes one `load` and one
-/// `update`; the persistent cookie's Max-Age follows the moved deadline.
+/// `update` (an atomic `update` in the handler one `was_rotated` more); the
+/// persistent cookie's Max-Age follows the moved deadline.
 pub async fn a_write_makes_a_load_and_an_update<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Harness::new(ctx);
     let (token, _) = h.anonymous().await;
@@ -142,6 +143,23 @@ pub async fn a_write_makes_a_load_and_an_update<F: StoreFactory>(ctx: Arc<Ctx<F>
     assert_eq!(reply.header("cache-control"), "no-store");
     let stored = h.stored(&token).await.expect("live");
     assert_eq!(stored.data().get::<String>("k").expect("decode"), Some("v".into()));
+
+    // An atomic update saves at once, in the handler: one `was_rotated`
+    // before the cookie's refresh, since a login could have come between.
+    h.store.reset();
+    let reply = h.send(Send::post("/incr").token(&token)).await;
+    assert_eq!(reply.body, "1");
+    assert_calls(
+        &h,
+        Calls {
+            load: 1,
+            update: 1,
+            was_rotated: 1,
+            ..Calls::default()
+        },
+        "an atomic update",
+    );
+    assert_eq!(reply.cookie(NAME).expect("refreshed").value(), token);
 }
 
 /// A login from an anonymous session makes one `load` and one `rotate`:
