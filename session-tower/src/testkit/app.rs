@@ -258,41 +258,53 @@ fn fail<E: std::fmt::Display>(e: E) -> Response {
     (StatusCode::OK, format!("error: {e}")).into_response()
 }
 
+/// A handler's outcome as text: the value, `gone` for
+/// [`Error::SessionGone`](crate::Error::SessionGone), `error: ...` otherwise
+/// (with status 200, so a rule can tell a handler's error from the layer's
+/// 500).
+fn answer<T: ToString>(result: Result<T, crate::Error>) -> Response {
+    match result {
+        Ok(v) => v.to_string().into_response(),
+        Err(crate::Error::SessionGone) => "gone".into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+fn or_none(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "none".into())
+}
+
+async fn increment(s: &Session) -> Result<u64, crate::Error> {
+    s.update(|data| {
+        let n = data.get::<u64>("counter")?.unwrap_or(0) + 1;
+        data.insert("counter", &n)?;
+        Ok(n)
+    })
+    .await
+}
+
+type KeyValue = Path<(String, String)>;
+
 fn routes() -> Router<Arc<Gates>> {
     Router::new()
         .route("/untouched", get(|| async { "untouched" }))
         .route(
             "/read",
-            get(|s: Session| async move {
-                match s.get::<String>("k").await {
-                    Ok(v) => v.unwrap_or_else(|| "none".into()).into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
+            get(|s: Session| async move { answer(s.get::<String>("k").await.map(or_none)) }),
         )
         .route(
             "/write/{key}/{value}",
-            post(|s: Session, Path((k, v)): Path<(String, String)>| async move {
-                match s.insert(&k, &v).await {
-                    Ok(()) => "ok".into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
+            post(|s: Session, Path((k, v)): KeyValue| async move { answer(s.insert(&k, &v).await.map(|()| "ok")) }),
         )
         .route(
             "/protected/write/{key}/{value}",
-            post(
-                |s: Session, Path((k, v)): Path<(String, String)>, body: String| async move {
-                    match s.insert(&k, &v).await {
-                        Ok(()) => body.into_response(),
-                        Err(e) => fail(e),
-                    }
-                },
-            ),
+            post(|s: Session, Path((k, v)): KeyValue, body: String| async move {
+                answer(s.insert(&k, &v).await.map(|()| body))
+            }),
         )
         .route(
             "/write-then-500/{key}/{value}",
-            post(|s: Session, Path((k, v)): Path<(String, String)>| async move {
+            post(|s: Session, Path((k, v)): KeyValue| async move {
                 match s.insert(&k, &v).await {
                     Ok(()) => (StatusCode::INTERNAL_SERVER_ERROR, "handler failed").into_response(),
                     Err(e) => fail(e),
@@ -301,63 +313,20 @@ fn routes() -> Router<Arc<Gates>> {
         )
         .route(
             "/save/{key}/{value}",
-            post(|s: Session, Path((k, v)): Path<(String, String)>| async move {
-                if let Err(e) = s.insert(&k, &v).await {
-                    return fail(e);
-                }
-                match s.save().await {
-                    Ok(()) => "saved".into_response(),
-                    Err(crate::Error::SessionGone) => "gone".into_response(),
+            post(|s: Session, Path((k, v)): KeyValue| async move {
+                match s.insert(&k, &v).await {
+                    Ok(()) => answer(s.save().await.map(|()| "saved")),
                     Err(e) => fail(e),
                 }
             }),
         )
-        .route(
-            "/incr",
-            post(|s: Session| async move {
-                let n = s
-                    .update(|data| {
-                        let n = data.get::<u64>("counter")?.unwrap_or(0) + 1;
-                        data.insert("counter", &n)?;
-                        Ok(n)
-                    })
-                    .await;
-                match n {
-                    Ok(n) => n.to_string().into_response(),
-                    Err(crate::Error::SessionGone) => "gone".into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
-        )
-        .route(
-            "/csrf",
-            get(|s: Session| async move {
-                match s.csrf_token().await {
-                    Ok(t) => t.into_response(),
-                    Err(crate::Error::SessionGone) => "gone".into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
-        )
+        .route("/incr", post(|s: Session| async move { answer(increment(&s).await) }))
+        .route("/csrf", get(|s: Session| async move { answer(s.csrf_token().await) }))
         .route(
             "/login/{user}",
-            post(|s: Session, Path(user): Path<String>| async move {
-                match s.login(user).await {
-                    Ok(()) => "ok".into_response(),
-                    Err(crate::Error::SessionGone) => "gone".into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
+            post(|s: Session, Path(user): Path<String>| async move { answer(s.login(user).await.map(|()| "ok")) }),
         )
-        .route(
-            "/logout",
-            post(|s: Session| async move {
-                match s.logout().await {
-                    Ok(live) => live.to_string().into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
-        )
+        .route("/logout", post(|s: Session| async move { answer(s.logout().await) }))
         .route(
             "/logout-then-500",
             post(|s: Session| async move {
@@ -369,55 +338,34 @@ fn routes() -> Router<Arc<Gates>> {
         )
         .route(
             "/owner",
-            get(|s: Session| async move {
-                match s.owner().await {
-                    Ok(o) => o.unwrap_or_else(|| "none".into()).into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
+            get(|s: Session| async move { answer(s.owner().await.map(or_none)) }),
         )
         .route(
             "/devices",
             get(|s: Session| async move {
-                match s.devices().await {
-                    Ok(list) => list
-                        .iter()
+                answer(s.devices().await.map(|list| {
+                    list.iter()
                         .map(|d| format!("{} {}\n", d.key, if d.current { "current" } else { "other" }))
                         .collect::<String>()
-                        .into_response(),
-                    Err(e) => fail(e),
-                }
+                }))
             }),
         )
         .route(
             "/devices/end/{key}",
             post(|s: Session, Path(key): Path<String>| async move {
-                let Ok(key) = key.parse::<StoreKey>() else {
-                    return (StatusCode::BAD_REQUEST, "bad key").into_response();
-                };
-                match s.end_device(&key).await {
-                    Ok(ended) => ended.to_string().into_response(),
-                    Err(e) => fail(e),
+                match key.parse::<StoreKey>() {
+                    Ok(key) => answer(s.end_device(&key).await),
+                    Err(_) => (StatusCode::BAD_REQUEST, "bad key").into_response(),
                 }
             }),
         )
         .route(
             "/devices/end-others",
-            post(|s: Session| async move {
-                match s.end_other_devices().await {
-                    Ok(n) => n.to_string().into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
+            post(|s: Session| async move { answer(s.end_other_devices().await) }),
         )
         .route(
             "/devices/end-all",
-            post(|s: Session| async move {
-                match s.end_all_devices().await {
-                    Ok(n) => n.to_string().into_response(),
-                    Err(e) => fail(e),
-                }
-            }),
+            post(|s: Session| async move { answer(s.end_all_devices().await) }),
         )
         .route(
             "/gated/read",
@@ -425,25 +373,18 @@ fn routes() -> Router<Arc<Gates>> {
                 let v = s.get::<String>("k").await;
                 gates.loaded.wait().await;
                 gates.release.wait().await;
-                match v {
-                    Ok(v) => v.unwrap_or_else(|| "none".into()).into_response(),
-                    Err(e) => fail(e),
-                }
+                answer(v.map(or_none))
             }),
         )
         .route(
             "/gated/write/{key}/{value}",
             post(
-                |State(gates): State<Arc<Gates>>, s: Session, Path((k, v)): Path<(String, String)>| async move {
+                |State(gates): State<Arc<Gates>>, s: Session, Path((k, v)): KeyValue| async move {
                     let loaded = s.get::<String>("k").await;
                     gates.loaded.wait().await;
                     gates.release.wait().await;
-                    if let Err(e) = loaded {
-                        return fail(e);
-                    }
-                    match s.insert(&k, &v).await {
-                        Ok(()) => "ok".into_response(),
-                        Err(crate::Error::SessionGone) => "gone".into_response(),
+                    match loaded {
+                        Ok(_) => answer(s.insert(&k, &v).await.map(|()| "ok")),
                         Err(e) => fail(e),
                     }
                 },
@@ -455,23 +396,20 @@ fn routes() -> Router<Arc<Gates>> {
                 if let Err(e) = s.insert("k", "v").await {
                     return fail(e);
                 }
-                (
-                    [
-                        (header::VARY, "Accept-Encoding"),
-                        (header::CACHE_CONTROL, "public, max-age=60"),
-                    ],
-                    "ok",
-                )
-                    .into_response()
+                let headers = [
+                    (header::VARY, "Accept-Encoding"),
+                    (header::CACHE_CONTROL, "public, max-age=60"),
+                ];
+                (headers, "ok").into_response()
             }),
         )
         .route(
             "/cached/read",
             get(|s: Session| async move {
-                if let Err(e) = s.get::<String>("k").await {
-                    return fail(e);
+                match s.get::<String>("k").await {
+                    Ok(_) => ([(header::CACHE_CONTROL, "private, max-age=60")], "ok").into_response(),
+                    Err(e) => fail(e),
                 }
-                ([(header::CACHE_CONTROL, "private, max-age=60")], "ok").into_response()
             }),
         )
 }
