@@ -1,7 +1,7 @@
 //! The pages, as plain server-rendered HTML (no JavaScript needed; a few
 //! inline lines make the counter button update without a reload).
 
-use session_core::Timestamp;
+use sessions::Timestamp;
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {

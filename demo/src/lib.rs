@@ -17,10 +17,8 @@ pub mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Config, SessionManager, SessionStore};
-use session_tower::{SessionConfig, SessionLayer};
-use store_memory::MemoryStore;
-use store_sled::{FlushPolicy, SledStore};
+use sessions::http::{SessionConfig, SessionLayer};
+use sessions::{Config, FlushPolicy, MemoryStore, SessionManager, SessionStore, SledStore};
 
 pub use args::{Args, StoreChoice};
 
@@ -36,7 +34,7 @@ pub struct OpenStore {
 
 impl OpenStore {
     /// Flushes what needs flushing (sled) before the process exits.
-    pub async fn close(self) -> Result<(), session_core::Error> {
+    pub async fn close(self) -> Result<(), sessions::Error> {
         if let Some(sled) = self.sled {
             sled.flush().await?;
         }
@@ -47,7 +45,7 @@ impl OpenStore {
 /// Opens the store `args` ask for.
 ///
 /// Errors: the store's, e.g. a sled directory another process holds.
-pub fn open_store(args: &Args) -> Result<OpenStore, session_core::Error> {
+pub fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
     Ok(match args.store {
         StoreChoice::Memory => OpenStore {
             store: Arc::new(MemoryStore::new()),
@@ -56,7 +54,7 @@ pub fn open_store(args: &Args) -> Result<OpenStore, session_core::Error> {
         },
         StoreChoice::Sled => {
             std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-                session_core::Error::backend_permanent(format!(
+                sessions::Error::backend_permanent(format!(
                     "cannot create the data directory {}: {e}",
                     args.data_dir.display()
                 ))
@@ -92,8 +90,8 @@ pub fn session_config(args: &Args) -> SessionConfig {
 /// The router on `store` with the manager's default timeouts (30 minutes
 /// idle, 12 hours at most).
 ///
-/// Errors: [`session_core::Error::Config`] for an inconsistent `config`.
-pub fn app(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<axum::Router, session_core::Error> {
+/// Errors: [`sessions::Error::Config`] for an inconsistent `config`.
+pub fn app(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<axum::Router, sessions::Error> {
     let manager = SessionManager::new(store, Config::default())?;
     Ok(routes::router(SessionLayer::new(manager, config)?))
 }

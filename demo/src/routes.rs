@@ -8,8 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use session_core::StoreKey;
-use session_tower::{CsrfLayer, Error, Session, SessionLayer};
+use sessions::StoreKey;
+use sessions::http::{CsrfLayer, Error, Session, SessionLayer};
 
 use crate::html;
 

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
-use session_tower::SessionConfig;
-use store_memory::MemoryStore;
+use sessions::MemoryStore;
+use sessions::http::SessionConfig;
 use tower::ServiceExt as _;
 
 const COOKIE: &str = "__Host-id";
