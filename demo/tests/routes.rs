@@ -250,3 +250,36 @@ async fn devices_lists_the_users_sessions_and_ends_others() {
     );
     assert_eq!(second.session().await["user"], "alice");
 }
+
+#[tokio::test]
+async fn bad_forms_and_bad_cookies_are_client_errors_never_panics() {
+    let app = app();
+    let mut b = Browser::new(&app);
+    let csrf = csrf_field(&b.get("/").await.body);
+    for body in [
+        format!("csrf={csrf}"),
+        format!("csrf={csrf}&username=%ZZ&password=%"),
+        format!("csrf={csrf}&username=alice&password=demo&password=x"),
+        format!("csrf={csrf}&{}", "a=b&".repeat(2000)),
+    ] {
+        let r = b.form("/login", &body).await;
+        assert!(
+            r.status.is_client_error() || r.status == StatusCode::SEE_OTHER,
+            "{}: {}",
+            r.status,
+            r.body
+        );
+    }
+    let r = b.form("/devices/end", &format!("csrf={csrf}&key=")).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    for cookie in [
+        "__Host-id=",
+        "__Host-id=%%%",
+        "__Host-id=\"q\"",
+        &format!("__Host-id={}", "x".repeat(100_000)),
+    ] {
+        let mut stranger = Browser::new(&app);
+        let r = stranger.send("GET", "/api/session", &[("cookie", cookie)], "").await;
+        assert_eq!(r.status, StatusCode::OK, "{cookie:.40}");
+    }
+}
