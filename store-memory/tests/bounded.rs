@@ -5,22 +5,19 @@
 
 use std::time::Duration;
 
+use conformance::fixtures::{self, HOUR};
 use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp};
 use store_memory::MemoryStore;
 
-const HOUR: Duration = Duration::from_secs(3600);
-
+/// Record `n`, owned by one of three owners: its key starts with `n`, so
+/// tests choose which shard (the key's first byte) and order keys.
 fn record(n: u32, now: Timestamp, ttl: Duration) -> Record {
     let mut key = [0u8; 32];
     key[..4].copy_from_slice(&n.to_be_bytes());
     key[31] = 1;
     Record {
-        key: StoreKey::from_bytes(key),
-        version: 1,
-        data: Bytes::from_static(b"x"),
-        created_at: now,
-        expires_at: now + ttl,
         owner: Some(format!("owner-{}", n % 3)),
+        ..fixtures::record(StoreKey::from_bytes(key), now, ttl)
     }
 }
 
