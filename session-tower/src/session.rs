@@ -790,7 +790,9 @@ impl Session {
                     Some(Moved::AtFinish) => true,
                     // A login elsewhere may have rotated it since: never
                     // send a refresh that would put the dead token back.
-                    Some(Moved::ByHandler) => match self.rotated_elsewhere(&mut st).await {
+                    // Asked now, not from the request's cache: the answer
+                    // must be as late as possible.
+                    Some(Moved::ByHandler) => match self.backend().was_rotated(&id).await {
                         Ok(rotated) => !rotated,
                         Err(e) => {
                             tracing::warn!(error = %e, "could not check for a concurrent rotation; not refreshing the cookie");
