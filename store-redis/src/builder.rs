@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use session_core::Error;
+use session_core::{ConfigError, Error};
 
 use crate::RedisStore;
 use crate::keys::KeyLayout;
-use crate::reply;
+use crate::reply::{self, Timeouts};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "session:";
@@ -71,16 +71,18 @@ impl RedisStoreBuilder {
     /// The prefix of every key this store writes (default
     /// [`DEFAULT_PREFIX`]). Several applications, or several stores, share
     /// one Redis by using distinct prefixes. It must not contain `{` or `}`
-    /// (they would break the hash tags): [`build`](Self::build) rejects it.
+    /// (they would break the hash tags): [`build`](Self::build) refuses it
+    /// with [`Error::Config`].
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// How long to wait for the reply to one command before the operation
-    /// fails with a transient [`Error::Backend`]. Default
-    /// [`DEFAULT_RESPONSE_TIMEOUT`]. The operation may still have taken
-    /// effect on the server: after a timeout, a write's outcome is unknown.
+    /// fails with a transient [`Error::Backend`], whose message names the
+    /// operation and this duration. Default [`DEFAULT_RESPONSE_TIMEOUT`].
+    /// The operation may still have taken effect on the server: after a
+    /// timeout, a write's outcome is unknown.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -118,13 +120,17 @@ impl RedisStoreBuilder {
 
     /// Connects and returns the store.
     ///
-    /// Errors: a permanent [`Error::Backend`] for a malformed URL or prefix;
-    /// a transient one if the server cannot be reached.
+    /// Errors: [`Error::Config`] for a malformed URL or prefix, before any
+    /// I/O; a transient [`Error::Backend`] if the server cannot be reached.
     pub async fn build(self) -> Result<RedisStore, Error> {
         let keys = KeyLayout::new(self.prefix)?;
         // The URL may hold a password: report what is wrong, not the URL.
         let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::backend_permanent(format!("invalid Redis URL: {}", e.category())))?;
+            .map_err(|e| Error::Config(ConfigError::new("url", format!("not a Redis URL ({})", e.category()))))?;
+        let timeouts = Timeouts {
+            response: self.response_timeout,
+            connection: self.connection_timeout,
+        };
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout))
@@ -133,12 +139,12 @@ impl RedisStoreBuilder {
             .set_max_delay(MAX_RECONNECT_DELAY);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(reply::error)?;
+            .map_err(|e| reply::error("connect", timeouts, e))?;
         Ok(RedisStore {
             connection,
             keys,
             grace_ms: i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX),
-            response_timeout: self.response_timeout,
+            timeouts,
         })
     }
 }

@@ -9,14 +9,15 @@
 //!
 //! - **Atomic, linearizable, one round trip.** `load` is one plain `HMGET`
 //!   of the record's fields, atomic as any single command; the store then
-//!   validates the fields and judges liveness itself. Every other operation
-//!   is one Lua script sent with EVALSHA (the script is loaded again only
-//!   when the server answers NOSCRIPT, for example after a restart). Redis
-//!   runs a command or script to completion before serving anything else, so
-//!   each operation takes effect at one instant. Scripts validate everything
-//!   they will touch before their first write, because Redis does not roll
-//!   back a script that fails half way. [`delete_expired`](SessionStore::delete_expired)
-//!   sends nothing and returns 0: the server expires records by itself.
+//!   validates the fields and judges liveness itself. `was_rotated` is one
+//!   `HMGET` too. Every other operation is one Lua script sent with EVALSHA
+//!   (the script is loaded again only when the server answers NOSCRIPT, for
+//!   example after a restart). Redis runs a command or script to completion
+//!   before serving anything else, so each operation takes effect at one
+//!   instant. Scripts validate everything they will touch before their first
+//!   write, because Redis does not roll back a script that fails half way.
+//!   [`delete_expired`](SessionStore::delete_expired) sends nothing and
+//!   returns 0: the server expires records (and rotation marks) by itself.
 //! - **Liveness by the caller's clock.** A record is live iff
 //!   `now < expires_at`, with `now` the argument of the operation; the
 //!   server's clock never decides it. Every record carries a server TTL
@@ -24,6 +25,16 @@
 //!   [grace](RedisStoreBuilder::ttl_grace), never earlier, so Redis removes
 //!   what is expired and nothing that is live (given clocks in sync within
 //!   the grace). `touch` only ever moves the TTL later.
+//! - **Rotation marks by the caller's clock too.** `rotate` returns the
+//!   moved record (read in the same script) and leaves under the old key a
+//!   hash with the one field `rotated_until`, `min(old expires_at,
+//!   now + ROTATION_MARK_TTL)`, which only `was_rotated` reads, comparing it
+//!   with its `now`. The mark keeps the old record's server TTL rather than
+//!   one at its own end, so a caller whose clock runs behind the server's
+//!   still sees it in force; it costs about 150 bytes of server memory
+//!   (`MEMORY USAGE`, default prefix) until the old session would have
+//!   expired. Every other operation reads it as no session; `create` and
+//!   `rotate` onto the key replace it, `delete` removes it.
 //! - **Owner index that stays small.** Each owner has a sorted set of session
 //!   keys scored by `expires_at`. Reads check every entry against its record
 //!   (expired or moved entries are skipped); every write that adds an entry
@@ -31,16 +42,32 @@
 //!   and every write gives the set a TTL at its longest-lived entry, so an
 //!   index never outgrows its owner's sessions. (Renewals only rescore an
 //!   entry and `rotate` renames one, so they skip the trimming: the index
-//!   grows only by additions.)
+//!   grows only by additions.) A `rotate` with `set_owner` (a login or a
+//!   user switch) moves the entry from the old owner's index to the new
+//!   owner's in the same script, as an `update` that changes the owner
+//!   does. Owners are part of the index's key name, and any two owners the
+//!   contract accepts (braces, the longest ones) give two distinct names.
 //! - **Bad bytes are errors.** A key holding something other than a session
-//!   hash (`WRONGTYPE` territory), a missing field or a malformed number gives
-//!   [`Error::Corrupt`], and the operation writes nothing. (A hash holding
-//!   none of the session fields at all reads as absent for `load`, whose
-//!   HMGET cannot tell it from a missing key; the scripts call it corrupt.) Only `delete` and
-//!   `delete_by_owner` go ahead: ending a session must work even when its
-//!   record is damaged, so they remove it and do not count it as live. Lost
-//!   connections and timeouts give a transient [`Error::Backend`]; nothing
-//!   panics.
+//!   hash (`WRONGTYPE` territory), a missing field, a malformed number or a
+//!   version over `u64::MAX` gives [`Error::Corrupt`], and the operation
+//!   writes nothing; so does an `update` or `overwrite` of a record at
+//!   version `u64::MAX`, which cannot be incremented. (A hash holding none of
+//!   the session fields, such as a rotation mark, reads as absent for `load`
+//!   and the scripts alike.) `delete` and `delete_by_owner` go ahead: ending
+//!   a session must work even when its record is damaged, so they remove it
+//!   and do not count it as live. `list_by_owner` skips a damaged record and
+//!   logs it (`tracing::warn!` with the key's short prefix, never the owner
+//!   or data): one damaged record never hides an owner's other sessions
+//!   (a foreign value under the index's own name still gives
+//!   [`Error::Corrupt`]: then nothing can be listed). Nothing panics.
+//! - **Errors say what failed.** Lost connections and timeouts give a
+//!   transient [`Error::Backend`] whose message names the operation and, for
+//!   a timeout, the configured durations, e.g. ``store-redis: `load` got no
+//!   reply within the response timeout of 300 ms (or no connection within
+//!   the connection timeout of 300 ms)`` (redis-rs reports both timeouts
+//!   alike). No message holds a key, a token or session data. A refused
+//!   prefix or URL is an [`Error::Config`] from
+//!   [`build`](RedisStoreBuilder::build).
 //! - **Reconnects by itself.** The store holds a redis-rs
 //!   `ConnectionManager`: one multiplexed connection shared by all clones of
 //!   the store, replaced in the background when it breaks. The operation that
@@ -65,8 +92,10 @@
 //! at close to the server's raw round-trip rate. The server's CPU is what
 //! bounds throughput: `load` is one plain `HMGET` (about 1 µs of server
 //! time), each write one script of about 5-10 µs without an owner and
-//! 10-15 µs with one (see `src/scripts.rs` for the measurements and
-//! what each costs), against about 1 µs for a plain `GET`/`SET`. When client
+//! 10-15 µs with one, `rotate` (rarer: a login) about twice that, as it also
+//! returns the moved record and writes the mark (see `src/scripts.rs` for
+//! the measurements and what each costs), against about 1 µs for a plain
+//! `GET`/`SET`. When client
 //! and server share a small machine, the client's CPU counts as much:
 //! `examples/client_cost.rs` (32 tasks, 256-byte sessions, 2 shared cores,
 //! two runs) measured `load` at 6.6–6.8 µs of client CPU and 3.4–5.8 µs of
@@ -82,12 +111,16 @@
 //! and [`RedisStore::owner_index_key`]): `<prefix>{<hex store key>}` and
 //! `<prefix>owner:{<owner>}`. The braces are hash tags, so each session is in
 //! the slot of its own key (sessions spread over the cluster) and each owner
-//! index in the slot of its owner. This version talks to one server only. On
+//! index in the slot of its owner. The prefix may not contain braces (the
+//! builder refuses it), so it can never move a tag. This version talks to
+//! one server only, where key names are plain binary strings: any two owners
+//! the contract accepts give two distinct index names, braces included. On
 //! Cluster, a script may touch only keys of one slot that it receives in
-//! `KEYS`, which changes three things:
+//! `KEYS`, which changes four things:
 //!
-//! 1. `load`, `touch`, and `create`/`update`/`delete` of a session without an
-//!    owner touch one key: they stay one atomic script.
+//! 1. `load`, `was_rotated`, `touch`, and `create`/`update`/`overwrite`/
+//!    `delete` of a session without an owner touch one key: they stay one
+//!    atomic script or command.
 //! 2. The owner index lives in another slot than the sessions it lists, so
 //!    maintaining it becomes a separate step after the record's script (the
 //!    record script returns the old owner so the client can fix both
@@ -96,15 +129,28 @@
 //!    here (every entry is checked against its record), so a missing step
 //!    only leaves an entry that later reads skip and later writes trim;
 //!    `delete_by_owner` is then per session rather than one instant.
-//! 3. `rotate` moves a record between two slots. It needs either a two-step
-//!    protocol (write the new key only if absent, then delete the old one
-//!    only if its version is unchanged, undoing the first step otherwise) or
-//!    a hash tag per *store* (`<prefix>{}` for all keys: one slot, atomic
-//!    everything, no spreading). The choice is left to the Cluster issue.
+//! 3. `rotate` moves a record between two slots and leaves the mark in the
+//!    first. It needs either a two-step protocol (write the new key only if
+//!    absent, then turn the old one into a mark only if its version is
+//!    unchanged, undoing the first step otherwise) or a hash tag per *store*
+//!    (`<prefix>{}` for all keys: one slot, atomic everything, no
+//!    spreading). A `rotate` with `set_owner` touches two indexes besides:
+//!    two more separate steps, as for an `update` that changes the owner.
+//!    The choice is left to the Cluster issue.
+//! 4. An owner holding a brace does not get a tag of its own: Redis hashes
+//!    the text between the first `{` and the first `}` after it, so
+//!    `a}b` and `a}c` share the tag `a` (and the slot of owner `a`), and
+//!    `}a{` gives an empty tag, which makes Redis hash the whole name.
+//!    Correct, as every slot is computed from the name alone, but owners
+//!    sharing a tag share a slot. Cluster support should tag the index by
+//!    an encoding of the owner without braces (hex, or a digest), which is a
+//!    key layout change and needs a migration of existing indexes.
 //!
 //! Redis 7.0 or newer is required (tested with 7.0.15): older servers do
 //! not pass a script's own error codes through, so damaged records would
-//! surface as backend errors instead of [`Error::Corrupt`].
+//! surface as backend errors instead of [`Error::Corrupt`], and have no
+//! `PEXPIRETIME`, which `rotate` uses to give the mark the old record's
+//! TTL.
 //!
 //! ## Example
 //!
@@ -150,13 +196,17 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation};
-use session_core::{Error, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
+use session_core::{
+    Bytes, Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update,
+    async_trait,
+};
 
 pub use builder::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT, RedisStoreBuilder,
 };
 
 use keys::KeyLayout;
+use reply::Timeouts;
 use scripts::SCRIPTS;
 
 /// A session store on Redis. Cheap to clone: clones share one connection.
@@ -168,7 +218,8 @@ pub struct RedisStore {
     keys: KeyLayout,
     // Passed to the scripts as a decimal string; see ttl_grace.
     grace_ms: i64,
-    response_timeout: Duration,
+    // For error messages: a timeout says which duration ran out.
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -177,9 +228,18 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.keys.prefix())
             .field("grace_ms", &self.grace_ms)
-            .field("response_timeout", &self.response_timeout)
+            .field("response_timeout", &self.timeouts.response)
+            .field("connection_timeout", &self.timeouts.connection)
             .finish()
     }
+}
+
+/// What `update` and `overwrite` write; `expected` is `None` for `overwrite`.
+struct Write<'a> {
+    expected: Option<u64>,
+    data: &'a Bytes,
+    expires_at: Timestamp,
+    owner: Option<&'a str>,
 }
 
 impl RedisStore {
@@ -201,7 +261,9 @@ impl RedisStore {
 
     /// The Redis key of the session hash of `key`, for operators and tests.
     /// Its fields are `version`, `data`, `created_at`, `expires_at` (decimal
-    /// milliseconds) and `owner` (absent when none).
+    /// milliseconds) and `owner` (absent when none). After a `rotate` away
+    /// from `key` it holds a rotation mark instead: a hash with the one field
+    /// `rotated_until` (decimal milliseconds) and the old record's server TTL.
     pub fn session_key(&self, key: &StoreKey) -> String {
         self.keys.session(key)
     }
@@ -214,7 +276,7 @@ impl RedisStore {
 
     /// The configured response timeout.
     pub fn response_timeout(&self) -> Duration {
-        self.response_timeout
+        self.timeouts.response
     }
 
     /// An invocation of `script` with the arguments every script starts with:
@@ -225,19 +287,55 @@ impl RedisStore {
         invocation
     }
 
-    /// Runs a script: EVALSHA, and SCRIPT LOAD + EVALSHA only after NOSCRIPT.
-    async fn run(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, Error> {
+    /// Runs a script for operation `op`: EVALSHA, and SCRIPT LOAD + EVALSHA
+    /// only after NOSCRIPT.
+    async fn run(&self, op: &'static str, invocation: &ScriptInvocation<'_>) -> Result<Value, Error> {
         // A clone of the manager is a handle to the same connection.
         let mut connection = self.connection.clone();
         invocation
             .invoke_async::<Value>(&mut connection)
             .await
-            .map_err(reply::error)
+            .map_err(|e| reply::error(op, self.timeouts, e))
+    }
+
+    /// Sends one plain command for operation `op`.
+    async fn query(&self, op: &'static str, cmd: &redis::Cmd) -> Result<Value, Error> {
+        let mut connection = self.connection.clone();
+        cmd.query_async(&mut connection)
+            .await
+            .map_err(|e| reply::error(op, self.timeouts, e))
     }
 
     /// The server TTL instant for a record expiring at `expires_at`.
     fn ttl_at(&self, expires_at: Timestamp) -> i64 {
         expires_at.as_millis().saturating_add(self.grace_ms)
+    }
+
+    /// `update` (with an expected version) and `overwrite` (without): one
+    /// script, whose version check an empty expected version turns off.
+    async fn write(&self, op: &'static str, key: &StoreKey, write: Write<'_>, now: Timestamp) -> Result<u64, Error> {
+        let mut inv = self.invocation(&SCRIPTS.write);
+        inv.key(self.keys.session(key)).arg(key.to_hex()).arg(now.as_millis());
+        match write.expected {
+            Some(v) => inv.arg(v),
+            None => inv.arg(""),
+        };
+        inv.arg(write.data.as_ref())
+            .arg(write.expires_at.as_millis())
+            .arg(self.ttl_at(write.expires_at));
+        if let Some(owner) = write.owner {
+            inv.arg(owner);
+        }
+        let value = self.run(op, &inv).await?;
+        let items = reply::array("a write result", &value)?.unwrap_or_default();
+        match (reply::status(items)?, items.get(1)) {
+            ("ok", Some(v)) => reply::version(v),
+            ("conflict", Some(v)) if write.expected.is_some() => Err(Error::Conflict {
+                current: reply::version(v)?,
+            }),
+            ("notfound", None) => Err(Error::NotFound),
+            (other, _) => Err(Error::Corrupt(format!("{op} returned the status {other:?}"))),
+        }
     }
 }
 
@@ -255,7 +353,7 @@ impl SessionStore for RedisStore {
         if let Some(owner) = &record.owner {
             inv.arg(owner.as_str());
         }
-        match reply::int(&self.run(&inv).await?)? {
+        match reply::int(&self.run("create", &inv).await?)? {
             1 => Ok(()),
             0 => Err(Error::AlreadyExists),
             n => Err(Error::Corrupt(format!("create returned {n}"))),
@@ -265,14 +363,11 @@ impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
         // One command, so atomic by itself: no script needed. Validation and
         // liveness (by the caller's `now`) are decided here, exactly on i64.
-        let mut connection = self.connection.clone();
-        let value: Value = redis::cmd("HMGET")
-            .arg(self.keys.session(key))
-            .arg(&["version", "data", "created_at", "expires_at", "owner"])
-            .query_async(&mut connection)
-            .await
-            .map_err(reply::error)?;
-        let Some(f) = reply::hmget_fields(value)? else {
+        // A rotation mark holds none of these fields, so it reads as absent.
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.keys.session(key))
+            .arg(&["version", "data", "created_at", "expires_at", "owner"]);
+        let Some(f) = reply::hmget_fields(self.query("load", &cmd).await?)? else {
             return Ok(None);
         };
         if now >= f.expires_at {
@@ -289,27 +384,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
-        let mut inv = self.invocation(&SCRIPTS.update);
-        inv.key(self.keys.session(key))
-            .arg(key.to_hex())
-            .arg(now.as_millis())
-            .arg(update.expected_version)
-            .arg(update.data.as_ref())
-            .arg(update.expires_at.as_millis())
-            .arg(self.ttl_at(update.expires_at));
-        if let Some(owner) = &update.owner {
-            inv.arg(owner.as_str());
-        }
-        let value = self.run(&inv).await?;
-        let items = reply::array("an update result", &value)?.unwrap_or_default();
-        match (reply::status(items)?, items.get(1)) {
-            ("ok", Some(v)) => reply::version(v),
-            ("conflict", Some(v)) => Err(Error::Conflict {
-                current: reply::version(v)?,
-            }),
-            ("notfound", None) => Err(Error::NotFound),
-            (other, _) => Err(Error::Corrupt(format!("update returned the status {other:?}"))),
-        }
+        let write = Write {
+            expected: Some(update.expected_version),
+            data: &update.data,
+            expires_at: update.expires_at,
+            owner: update.owner.as_deref(),
+        };
+        self.write("update", key, write, now).await
+    }
+
+    async fn overwrite(&self, key: &StoreKey, overwrite: Overwrite, now: Timestamp) -> Result<u64, Error> {
+        let write = Write {
+            expected: None,
+            data: &overwrite.data,
+            expires_at: overwrite.expires_at,
+            owner: overwrite.owner.as_deref(),
+        };
+        self.write("overwrite", key, write, now).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
@@ -319,32 +410,52 @@ impl SessionStore for RedisStore {
             .arg(now.as_millis())
             .arg(expires_at.as_millis())
             .arg(self.ttl_at(expires_at));
-        match reply::int(&self.run(&inv).await?)? {
+        match reply::int(&self.run("touch", &inv).await?)? {
             1 => Ok(true),
             0 => Ok(false),
             n => Err(Error::Corrupt(format!("touch returned {n}"))),
         }
     }
 
-    async fn rotate(&self, old_key: &StoreKey, new_key: &StoreKey, now: Timestamp) -> Result<(), Error> {
+    async fn rotate(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Record, Error> {
         let mut inv = self.invocation(&SCRIPTS.rotate);
         inv.key(self.keys.session(old_key))
             .key(self.keys.session(new_key))
             .arg(old_key.to_hex())
             .arg(new_key.to_hex())
-            .arg(now.as_millis());
-        match reply::int(&self.run(&inv).await?)? {
-            0 => Ok(()),
-            1 => Err(Error::NotFound),
-            2 => Err(Error::AlreadyExists),
-            n => Err(Error::Corrupt(format!("rotate returned {n}"))),
+            .arg(now.as_millis())
+            // The mark's cap, summed here on i64 (Lua has only doubles); the
+            // script takes the earlier of it and the old expiry.
+            .arg(now.saturating_add(ROTATION_MARK_TTL).as_millis());
+        if let Some(owner) = set_owner {
+            inv.arg(owner);
         }
+        reply::moved_record(self.run("rotate", &inv).await?, *new_key)
+    }
+
+    async fn was_rotated(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
+        // One HMGET, atomic by itself, like load: the mark's end, and the
+        // session fields that tell a mark from a record (the same five as
+        // load's, so the two agree on what is a session; `data` comes back
+        // only when a record is there, rare after a load that found none).
+        // The caller's clock decides whether the mark is in force, never the
+        // server's.
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.keys.session(key)).arg(&reply::MARK_FIELDS);
+        let until = reply::mark_until(&self.query("was_rotated", &cmd).await?)?;
+        Ok(until.is_some_and(|until| now < until))
     }
 
     async fn delete(&self, key: &StoreKey, now: Timestamp) -> Result<bool, Error> {
         let mut inv = self.invocation(&SCRIPTS.delete);
         inv.key(self.keys.session(key)).arg(key.to_hex()).arg(now.as_millis());
-        match reply::int(&self.run(&inv).await?)? {
+        match reply::int(&self.run("delete", &inv).await?)? {
             1 => Ok(true),
             0 => Ok(false),
             n => Err(Error::Corrupt(format!("delete returned {n}"))),
@@ -354,18 +465,26 @@ impl SessionStore for RedisStore {
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
         let mut inv = self.invocation(&SCRIPTS.list_by_owner);
         inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
-        reply::owned_sessions(&self.run(&inv).await?)
+        let (sessions, skipped) = reply::owner_listing(&self.run("list_by_owner", &inv).await?)?;
+        // Left out, not fatal: a "your devices" page still shows the rest.
+        // The log names the key by its short prefix, never the owner or data.
+        for s in skipped {
+            let key = s.key.map_or_else(|| "(not a store key)".to_owned(), |k| k.short());
+            tracing::warn!(key = %key, reason = %s.reason, "store-redis: list_by_owner skipped a damaged session record");
+        }
+        Ok(sessions)
     }
 
     async fn delete_by_owner(&self, owner: &str, now: Timestamp) -> Result<u64, Error> {
         let mut inv = self.invocation(&SCRIPTS.delete_by_owner);
         inv.key(self.keys.owner_index(owner)).arg(owner).arg(now.as_millis());
-        let n = reply::int(&self.run(&inv).await?)?;
+        let n = reply::int(&self.run("delete_by_owner", &inv).await?)?;
         u64::try_from(n).map_err(|_| Error::Corrupt(format!("delete_by_owner returned {n}")))
     }
 
-    /// Returns 0 without a round trip: Redis removes every record at its
-    /// `PEXPIREAT` by itself, and expired records are already invisible.
+    /// Returns 0 without a round trip: Redis removes every record, and every
+    /// rotation mark, at its `PEXPIREAT` by itself, and expired records are
+    /// already invisible.
     async fn delete_expired(&self, _now: Timestamp, _limit: usize) -> Result<u64, Error> {
         Ok(0)
     }

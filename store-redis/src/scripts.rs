@@ -1,4 +1,5 @@
-//! The Lua scripts: one per operation of the contract but `load`.
+//! The Lua scripts: one per operation of the contract but `load` and
+//! `was_rotated` (`update` and `overwrite` share one).
 //!
 //! # Why each operation is atomic
 //!
@@ -7,6 +8,7 @@
 //! decides liveness by the caller's `now` (see `reply::hmget_fields`), with
 //! the same rules as `parse` below. That is much cheaper for the server, which
 //! is single threaded: a script call costs several times a plain command.
+//! `was_rotated` is one `HMGET` too (see *Rotation marks*).
 //!
 //! Redis runs a script to completion before it serves any other command, so
 //! everything a script reads and writes happens at one instant: that is the
@@ -18,10 +20,34 @@
 //! before an error stay. So every script first reads and validates everything
 //! it will touch (the record, the records it replaces, the owner indexes) and
 //! only then writes. A corrupt value is found in the read phase and the script
-//! stops with a `CORRUPT` error before it has changed anything. The two
-//! exceptions are `delete` and `delete_by_owner`: ending a session must work
-//! even when its record is damaged, so they remove it without decoding it,
-//! and cannot fail on bad bytes once they have started writing.
+//! stops with a `CORRUPT` error before it has changed anything; so does a
+//! write that would move a version past `u64::MAX`. The two exceptions are
+//! `delete` and `delete_by_owner`: ending a session must work even when its
+//! record is damaged, so they remove it without decoding it, and cannot fail
+//! on bad bytes once they have started writing. `list_by_owner` writes
+//! nothing and does not stop at a damaged record either: it skips it and
+//! returns its entry and the reason, for the client to log.
+//!
+//! # Rotation marks
+//!
+//! `rotate` leaves a *mark* under the old key: a hash with the one field
+//! `rotated_until` (decimal milliseconds: `min(old expires_at, now + 60 s)`,
+//! the second term computed by the client) and none of the session fields.
+//! A hash without any session field reads as absent everywhere: `parse`
+//! returns nothing for it, exactly as `load`'s HMGET of the session fields
+//! does, so `update`, `overwrite`, `touch`, `rotate` from it, and the owner
+//! scripts, which never find it in an index, treat a mark as no session.
+//! `create` and `rotate` onto the key replace it (`DEL`, `RENAME`), `delete`
+//! removes it. Only `was_rotated` looks at `rotated_until`, and it compares
+//! it with the caller's `now`.
+//!
+//! The mark keeps the old record's server TTL (read with `PEXPIRETIME`
+//! before the `RENAME` moves it away), never a TTL of its own at
+//! `now + 60 s`: a caller's clock may run behind the server's (the
+//! conformance suite's manual clock does, by design), and a server TTL that
+//! fired while the mark is still in force by the caller's clock would break
+//! `was_rotated`. So a mark lasts physically as long as the session would
+//! have, and is in force only until its `rotated_until`.
 //!
 //! # Numbers
 //!
@@ -29,6 +55,10 @@
 //! milliseconds and versions `u64`, so the scripts never do arithmetic on
 //! them: fields hold canonical decimal strings written by this crate,
 //! compared digit by digit (`lt`) and incremented digit by digit (`incr`).
+//! A stored version over `u64::MAX` is corrupt, and one of exactly
+//! `u64::MAX` is refused as `CORRUPT` by `update` and `overwrite` before
+//! they write, as it cannot be incremented. Where a sum is needed (the end
+//! of a rotation mark, `now + 60 s`) the client computes it on `i64`.
 //! Only the owner index scores are doubles; they serve ordering and garbage
 //! collection, never the liveness decision, which always reads the record.
 //!
@@ -45,18 +75,21 @@
 //! - a record is read with one `HMGET` (through `redis.pcall`, whose
 //!   `WRONGTYPE` error replaces a `TYPE` call) plus one `HEXISTS` for
 //!   `data`, never copying the payload into Lua (tens of microseconds at
-//!   4 KiB, hundreds at 64 KiB); a key expected to be free (`create`,
-//!   `rotate`'s target) is probed with one `EXISTS` instead;
-//! - every script defines three helpers (`lt`, `parse`, `read`; `update`
-//!   also `incr`); the owner index helpers are built on first use, so a
-//!   session without an owner pays for none of them, and touches no index
-//!   (no `TIME`, no trimming);
+//!   4 KiB, hundreds at 64 KiB), except in `rotate`, which must return the
+//!   moved record and reads `data` once; a key expected to be free
+//!   (`create`, `rotate`'s target) is probed with one `EXISTS` instead;
+//! - every script defines three helpers (`lt`, `parse`, `read`; the one of
+//!   `update` and `overwrite` also `incr`); the owner index helpers are
+//!   built on first use, so a session without an owner pays for none of
+//!   them, and touches no index (no `TIME`, no trimming);
 //! - an owner index is checked with `TYPE` only where a pcall'd index
 //!   command cannot be the script's first write, and trimmed only when an
 //!   entry is added; a renewal that only moves its entry later (`touch`, an
 //!   `update` that does not shorten the session) keeps the index TTL with
 //!   one `PEXPIREAT ... GT` instead of reading the top entry, and `rotate`
-//!   renames the entry at the same score, which leaves the TTL as it is.
+//!   renames the entry at the same score, which leaves the TTL as it is
+//!   (a `rotate` that changes the owner adds to one index and removes from
+//!   the other, as `update` does).
 //!
 //! Measured `usec_per_call` of EVALSHA, 256 B payloads, 2,000 sessions per
 //! run, an owner per four sessions, best of five runs on a private Redis
@@ -64,7 +97,8 @@
 //! twice an idle server's; compare within a column). "Before" is the
 //! previous version of these scripts; a plain `HMGET` (what `load` sends)
 //! measured 1.0 µs, and the benchmarks' raw compare-and-swap (`GETRANGE` +
-//! `SET PXAT` in one EVALSHA) 6.6 µs in the same runs.
+//! `SET PXAT` in one EVALSHA) 6.6 µs in the same runs. These are the
+//! scripts of contract v1; see below the table for what v2 added.
 //!
 //! | operation | no owner, before | no owner, now | with owner, before | with owner, now |
 //! |---|---:|---:|---:|---:|
@@ -84,6 +118,19 @@
 //! (after a restart without persistence, and per deployed version) instead
 //! of the self-reloading `Script`.
 //!
+//! Contract v2 (not in the table) added to `rotate` one `HGET` of `data`
+//! (the reply carries the moved record), one `PEXPIRETIME`, and the mark's
+//! `HSET` and `PEXPIREAT`; to `parse` one more comparison of the version;
+//! and `overwrite` runs the `update` script with its version check off.
+//! Measured as above (best of five, the v1 and v2 scripts interleaved) on
+//! an even busier machine (load average 3 to 5 on 2 cores, so compare only
+//! v1 with v2 of one operation): `rotate` went from 11.5 to 19.8 µs without
+//! an owner and from 12.7 to 20.2 µs with one; a `rotate` that sets a new
+//! owner on every call measured 37.5 µs (an `update` that changes the
+//! owner on every call 30-35 µs in the same run: both add to one index and
+//! remove from another); `create`, `update`, `touch` and `delete` moved
+//! both ways within that run's noise, which reached several µs.
+//!
 //! # Liveness and garbage collection
 //!
 //! A record is live iff `now < expires_at`, with `now` from the caller
@@ -93,17 +140,19 @@
 //!
 //! # Keys a script builds itself
 //!
-//! Scripts that follow the owner index (and `update`, which moves a session
-//! from its stored owner's index to the new owner's) build keys from the
-//! prefix in `ARGV[1]` instead of receiving all of them in `KEYS`. A single
-//! Redis server allows this; Redis Cluster does not (see the crate docs).
+//! Scripts that follow the owner index (and `update`, `overwrite` and
+//! `rotate`, which move a session from its stored owner's index to another
+//! one) build keys from the prefix in `ARGV[1]` instead of receiving all of
+//! them in `KEYS`. A single Redis server allows this; Redis Cluster does not
+//! (see the crate docs).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
 /// Reading and judging a record. A session is a hash with the fields
-/// `version`, `data`, `created_at`, `expires_at` and (if it has one) `owner`.
+/// `version`, `data`, `created_at`, `expires_at` and (if it has one) `owner`;
+/// a hash with none of them (a rotation mark) reads as absent.
 const READ: &str = r#"
 local prefix = ARGV[1]
 
@@ -117,15 +166,17 @@ local function lt(a, b)
 end
 
 -- Reads the record under `key`. Returns the record; or nil and nil if there
--- is none; or nil and a reason (and the raw fields, nil for a non-hash) if
--- the key holds anything else than a session hash written by this crate.
+-- is none (no key, or a hash holding none of the session fields: a rotation
+-- mark); or nil and a reason (and the raw fields, nil for a non-hash) if the
+-- key holds anything else than a session hash written by this crate.
 --
 -- One HMGET, which fails with WRONGTYPE on a non-hash (so no TYPE call), and
 -- one HEXISTS for `data`: the payload itself is never copied into Lua, which
--- costs hundreds of microseconds for 64 KiB. Only when HMGET finds none of
--- the fields does an EXISTS tell a missing key from a foreign hash. The
--- integer checks are inlined: every helper a script defines is a closure
--- Redis builds again on every call.
+-- costs hundreds of microseconds for 64 KiB. When HMGET finds none of the
+-- other fields, the HEXISTS alone decides: no `data` either means no session
+-- (load's HMGET of the same five fields says the same), a lone `data` is a
+-- damaged one. The integer checks are inlined: every helper a script defines
+-- is a closure Redis builds again on every call.
 local function parse(key)
   local f = redis.pcall('HMGET', key, 'version', 'created_at', 'expires_at', 'owner')
   if f.err then
@@ -135,11 +186,13 @@ local function parse(key)
     error(f)
   end
   local v, c, e = f[1], f[2], f[3]
-  if not (v or c or e or f[4]) and redis.call('EXISTS', key) == 0 then
+  if not (v or c or e or f[4]) and redis.call('HEXISTS', key, 'data') == 0 then
     return nil, nil, nil
   end
-  if not v or #v > 20 or not string.match(v, '^[1-9]%d*$') then
-    return nil, 'the version field is not a positive integer', f
+  -- At most u64::MAX (20 digits, compared as such): a longer or larger
+  -- version would make the next one unrepresentable for the client.
+  if not v or #v > 20 or not string.match(v, '^[1-9]%d*$') or (#v == 20 and lt('18446744073709551615', v)) then
+    return nil, 'the version field is not an integer from 1 to u64::MAX', f
   end
   if not c or (c ~= '0' and (#c > 20 or not string.match(c, '^%-?[1-9]%d*$'))) then
     return nil, 'the created_at field is not an integer', f
@@ -151,9 +204,9 @@ local function parse(key)
   return {v = v, c = c, e = e, o = f[4]}, nil, f
 end
 
--- The record under `key`, or nil if there is none; corruption stops the
--- script with an error the client turns into Error::Corrupt (in the read
--- phase, before any write).
+-- The record under `key`, or nil if there is none (a rotation mark
+-- included); corruption stops the script with an error the client turns
+-- into Error::Corrupt (in the read phase, before any write).
 local function read(key)
   local r, why = parse(key)
   if why then error({err = 'CORRUPT ' .. why}) end
@@ -293,16 +346,18 @@ local data, created_at, expires_at, ttl_at, owner = ARGV[5], ARGV[6], ARGV[7], A
 if redis.call('EXISTS', key) == 1 then
   local old = read(key)
   if old and lt(now, old.e) then return 0 end
-  if old then
-    -- Replacing an expired record touches up to two indexes: check both.
+  -- An expired record, or a rotation mark (old is nil), is replaced whole.
+  -- Its DEL is the first write: check every index the script touches first.
+  local stale_owner = old and old.o
+  if stale_owner or owner then
     local ix = owner_index()
-    if old.o then ix.check(ix.key(old.o)) end
+    if stale_owner then ix.check(ix.key(stale_owner)) end
     if owner then ix.check(ix.key(owner)) end
-    redis.call('DEL', key)
-    if old.o then ix.remove(old.o, hex) end
   end
+  redis.call('DEL', key)
+  if stale_owner then owner_index().remove(stale_owner, hex) end
 end
--- Writes. Without an old record the index ZADD comes first (see add).
+-- Writes. On a fresh key the index ZADD comes first (see add).
 if owner then
   owner_index().add(owner, hex, expires_at, ttl_at, false)
   redis.call('HSET', key, 'version', '1', 'data', data, 'created_at', created_at, 'expires_at', expires_at, 'owner', owner)
@@ -313,15 +368,21 @@ redis.call('PEXPIREAT', key, ttl_at)
 return 1
 "#;
 
-/// `update`. KEYS: session. ARGV: prefix, grace, hex, now, expected version,
-/// data, expires_at, ttl_at[, owner]. Returns {'ok', version},
-/// {'conflict', version} or {'notfound'}.
-const UPDATE: &str = r#"
+/// `update` and `overwrite`. KEYS: session. ARGV: prefix, grace, hex, now,
+/// expected version (empty for `overwrite`: whatever the version), data,
+/// expires_at, ttl_at[, owner]. Returns {'ok', version}, {'conflict',
+/// version} (only for `update`) or {'notfound'}.
+const WRITE: &str = r#"
 local key, hex, now, expected = KEYS[1], ARGV[3], ARGV[4], ARGV[5]
 local data, expires_at, ttl_at, owner = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local r = read(key)
 if not (r and lt(now, r.e)) then return {'notfound'} end
-if r.v ~= expected then return {'conflict', r.v} end
+-- A stored version is never empty, so the empty string can mean "any".
+if expected ~= '' and r.v ~= expected then return {'conflict', r.v} end
+-- Read phase still: a version that cannot grow refuses the write whole.
+if r.v == '18446744073709551615' then
+  error({err = 'CORRUPT the version is u64::MAX and cannot be incremented'})
+end
 local version = incr(r.v)
 if not owner and not r.o then
   -- The usual case, no owner on either side: no index to keep.
@@ -367,45 +428,74 @@ return 1
 "#;
 
 /// `rotate`. KEYS: old session, new session. ARGV: prefix, grace, old hex,
-/// new hex, now. Returns 0 (rotated), 1 (old not live) or 2 (new is live).
+/// new hex, now, mark cap (`now + 60 s`, saturated)[, new owner]. Returns 1
+/// (old not live), 2 (new is live) or the moved record as
+/// {data, created_at, expires_at, owner (false when none)}, whose version is 1.
 const ROTATE: &str = r#"
 local old_key, new_key = KEYS[1], KEYS[2]
-local old_hex, new_hex, now = ARGV[3], ARGV[4], ARGV[5]
+local old_hex, new_hex, now, cap, set_owner = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local r = read(old_key)
 if not (r and lt(now, r.e)) then return 1 end
 if old_key == new_key then return 2 end
--- A fresh new key (the usual case) costs one EXISTS to read.
+-- A fresh new key (the usual case) costs one EXISTS to read. A rotation
+-- mark there reads as absent, and the RENAME below replaces it.
 local taken = nil
 if redis.call('EXISTS', new_key) == 1 then
   taken = read(new_key)
   if taken and lt(now, taken.e) then return 2 end
 end
-local ix = (r.o or (taken and taken.o)) and owner_index()
-local index = r.o and ix.key(r.o)
+local owner = set_owner or r.o
+-- Still reading: the reply carries the moved record, data included, and the
+-- mark keeps the old record's server TTL (-1 if it has none).
+local data = redis.call('HGET', old_key, 'data')
+local server_ttl = redis.call('PEXPIRETIME', old_key)
+local ix = (owner or (taken and taken.o)) and owner_index()
+-- `from` is the stored owner's index, `to` the one the session ends in;
+-- they differ only when set_owner changes the owner.
+local from, to = r.o and ix.key(r.o), owner and ix.key(owner)
+local moving = from ~= to
 if taken then
   -- Writes start with DEL: check every index first.
-  if index then ix.check(index) end
+  if from then ix.check(from) end
+  if moving and to then ix.check(to) end
   if taken.o then ix.check(ix.key(taken.o)) end
   redis.call('DEL', new_key)
   if taken.o then ix.remove(taken.o, new_hex) end
+elseif moving and from then
+  -- The first write is the ZADD into `to`, which checks only `to`.
+  ix.check(from)
 end
 -- The entry comes under its new name first: with pcall, a foreign value
 -- under the index name stops the script before anything is written (no
 -- TYPE). Adding before removing also keeps a one-entry index (and its TTL)
 -- from vanishing in between.
-local added = index and ix.checked(redis.pcall('ZADD', index, r.e, new_hex))
+local added = to and ix.checked(redis.pcall('ZADD', to, r.e, new_hex))
 -- RENAME moves the hash with its server TTL, so the expiry carries over
 -- exactly; the new key starts again at version 1.
 redis.call('RENAME', old_key, new_key)
-redis.call('HSET', new_key, 'version', '1')
-if index then
-  -- Same score: when the old entry was there, the index neither grows nor
-  -- changes its longest-lived entry, so its TTL stays and nothing needs
-  -- trimming.
-  local removed = redis.call('ZREM', index, old_hex)
-  if removed == 0 or added == 0 then ix.tidy(index, added == 1) end
+if owner ~= r.o then
+  redis.call('HSET', new_key, 'version', '1', 'owner', owner)
+else
+  redis.call('HSET', new_key, 'version', '1')
 end
-return 0
+-- The mark: a fresh hash (RENAME left the old key empty) with no session
+-- field, in force until min(old expires_at, now + 60 s).
+local mark_until = cap
+if lt(r.e, cap) then mark_until = r.e end
+redis.call('HSET', old_key, 'rotated_until', mark_until)
+if server_ttl > 0 then redis.call('PEXPIREAT', old_key, server_ttl) end
+if moving then
+  -- An addition to `to` (trimmed, as every addition), a removal from `from`.
+  if to then ix.tidy(to, added == 1) end
+  if from then ix.remove(r.o, old_hex) end
+elseif to then
+  -- Same index, same score: when the old entry was there, the index
+  -- neither grows nor changes its longest-lived entry, so its TTL stays and
+  -- nothing needs trimming.
+  local removed = redis.call('ZREM', to, old_hex)
+  if removed == 0 or added == 0 then ix.tidy(to, added == 1) end
+end
+return {data, r.c, r.e, owner}
 "#;
 
 /// `delete`. KEYS: session. ARGV: prefix, grace, hex, now. Returns 1 if a
@@ -417,7 +507,11 @@ return 0
 const DELETE: &str = r#"
 local key, hex, now = KEYS[1], ARGV[3], ARGV[4]
 local r, why, f = parse(key)
-if not r and not why then return 0 end
+if not r and not why then
+  -- No session: nothing, or a rotation mark, which this DEL removes.
+  redis.call('DEL', key)
+  return 0
+end
 -- A damaged hash still names its owner (f[4]); a non-hash names none.
 local owner = (r and r.o) or (f and f[4]) or nil
 redis.call('DEL', key)
@@ -427,29 +521,35 @@ return 0
 "#;
 
 /// `list_by_owner`. KEYS: owner index. ARGV: prefix, grace, owner, now.
-/// Returns [hex, created_at, expires_at, ...] of the live sessions. Reads
-/// only: it may run while other clients write, and writes nothing.
+/// Returns {[hex, created_at, expires_at, ...] of the live sessions,
+/// [hex, reason, ...] of the records it skipped as damaged}. Reads only: it
+/// may run while other clients write, and writes nothing.
 const LIST_BY_OWNER: &str = r#"
 local index, owner, now = KEYS[1], ARGV[3], ARGV[4]
 -- Scores are doubles: an inclusive bound at now keeps every live entry
 -- (rounding is monotone); the record's own expires_at then decides exactly.
 local ix = owner_index()
 local entries = ix.checked(redis.pcall('ZRANGEBYSCORE', index, now, '+inf'))
-local out = {}
+local out, damaged = {}, {}
 for _, hex in ipairs(entries) do
-  local r = read(ix.session_key(hex))
-  if r and lt(now, r.e) and r.o == owner then
+  -- parse, not read: one damaged record must not hide the owner's others.
+  local r, why = parse(ix.session_key(hex))
+  if why then
+    table.insert(damaged, hex)
+    table.insert(damaged, why)
+  elseif r and lt(now, r.e) and r.o == owner then
     table.insert(out, hex)
     table.insert(out, r.c)
     table.insert(out, r.e)
   end
 end
-return out
+return {out, damaged}
 "#;
 
 /// `delete_by_owner`. KEYS: owner index. ARGV: prefix, grace, owner, now.
 /// Returns how many of the removed sessions were live. Like `delete`, it
-/// also ends damaged sessions of the owner (counted as not live).
+/// also ends damaged sessions of the owner (counted as not live). A
+/// rotation mark holds no owner, so it is never one of them.
 const DELETE_BY_OWNER: &str = r#"
 local index, owner, now = KEYS[1], ARGV[3], ARGV[4]
 local ix = owner_index()
@@ -469,13 +569,14 @@ redis.call('DEL', index)
 return removed_live
 "#;
 
-/// One compiled script per operation that needs one (`load` is a plain
-/// HMGET). `Script` knows its SHA-1: it sends EVALSHA, and only if the
-/// server answers NOSCRIPT (after a restart or a `SCRIPT FLUSH`) does it load
-/// the script and retry.
+/// One compiled script per operation that needs one (`load` and
+/// `was_rotated` are plain HMGETs; `update` and `overwrite` share `write`).
+/// `Script` knows its SHA-1: it sends EVALSHA, and only if the server
+/// answers NOSCRIPT (after a restart or a `SCRIPT FLUSH`) does it load the
+/// script and retry.
 pub(crate) struct Scripts {
     pub(crate) create: Script,
-    pub(crate) update: Script,
+    pub(crate) write: Script,
     pub(crate) touch: Script,
     pub(crate) rotate: Script,
     pub(crate) delete: Script,
@@ -490,7 +591,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     let script = |parts: &[&str]| Script::new(&parts.concat());
     Scripts {
         create: script(&[READ, INDEX, CREATE]),
-        update: script(&[READ, INDEX, INCR, UPDATE]),
+        write: script(&[READ, INDEX, INCR, WRITE]),
         touch: script(&[READ, INDEX, TOUCH]),
         rotate: script(&[READ, INDEX, ROTATE]),
         delete: script(&[READ, INDEX, DELETE]),

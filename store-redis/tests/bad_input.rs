@@ -1,13 +1,16 @@
 //! Damaged or foreign values under the store's keys give `Error::Corrupt`,
-//! never a panic, and the failing operation writes nothing.
+//! never a panic, and the failing operation writes nothing; a listing skips
+//! them (and logs them) instead.
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use session_core::{Bytes, Error, Record, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
+use tracing::instrument::WithSubscriber;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -31,6 +34,14 @@ fn update(expected_version: u64, now: Timestamp) -> Update {
     }
 }
 
+fn overwrite(now: Timestamp) -> Overwrite {
+    Overwrite {
+        data: Bytes::from_static(b"\x01blind"),
+        expires_at: now + HOUR,
+        owner: None,
+    }
+}
+
 fn assert_corrupt<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) {
     assert!(
         matches!(result, Err(Error::Corrupt(_))),
@@ -44,14 +55,15 @@ async fn every_operation_is_corrupt(store: &RedisStore, key: StoreKey, now: Time
     assert_corrupt("load", store.load(&key, now).await);
     assert_corrupt("create", store.create(record(key, now, None), now).await);
     assert_corrupt("update", store.update(&key, update(1, now), now).await);
+    assert_corrupt("overwrite", store.overwrite(&key, overwrite(now), now).await);
     assert_corrupt("touch", store.touch(&key, now + HOUR * 2, now).await);
-    assert_corrupt("rotate from it", store.rotate(&key, &other, now).await);
+    assert_corrupt("rotate from it", store.rotate(&key, &other, None, now).await);
     // Rotating onto it needs a live source first.
     store
         .create(record(other, now, None), now)
         .await
         .expect("create the source");
-    assert_corrupt("rotate onto it", store.rotate(&other, &key, now).await);
+    assert_corrupt("rotate onto it", store.rotate(&other, &key, None, now).await);
     assert!(store.load(&other, now).await.expect("source untouched").is_some());
 }
 
@@ -97,6 +109,11 @@ async fn damaged_fields_are_corrupt() {
         ("expires_at", Some("1e12")),
         ("expires_at", Some("99999999999999999999999")),
     ];
+    let healthy = conformance::fresh_key();
+    store
+        .create(record(healthy, now, Some("dora")), now)
+        .await
+        .expect("create");
     let mut kept = Vec::new();
     for (i, (field, value)) in damages.into_iter().enumerate() {
         let key = conformance::fresh_key();
@@ -115,7 +132,16 @@ async fn damaged_fields_are_corrupt() {
             before, after,
             "{field} = {value:?}: a failed operation wrote to the record"
         );
-        assert_corrupt("list_by_owner", store.list_by_owner("dora", now).await);
+        // The owner's listing skips the damaged session and shows the rest.
+        let listed = store
+            .list_by_owner("dora", now)
+            .await
+            .expect("list_by_owner never fails");
+        assert_eq!(
+            listed.iter().map(|s| s.key).collect::<Vec<_>>(),
+            vec![healthy],
+            "{field} = {value:?}"
+        );
 
         // A damaged session can still be ended, alone or with its owner's.
         if i % 2 == 0 {
@@ -125,7 +151,7 @@ async fn damaged_fields_are_corrupt() {
             kept.push(redis_key);
         }
     }
-    assert_eq!(store.delete_by_owner("dora", now).await.expect("delete_by_owner"), 0);
+    assert_eq!(store.delete_by_owner("dora", now).await.expect("delete_by_owner"), 1);
     for redis_key in kept {
         assert!(
             !conn.exists::<_, bool>(&redis_key).await.expect("EXISTS"),
@@ -171,7 +197,7 @@ async fn an_owner_index_holding_a_string_is_corrupt_and_nothing_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
+async fn malformed_owner_index_entries_are_skipped() {
     let Some(store) = support::shared_store().await else {
         return;
     };
@@ -186,7 +212,8 @@ async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
     let listed = store.list_by_owner("eve", now).await.expect("list");
     assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![key]);
 
-    // An entry pointing at a session whose key is not a store key is corrupt.
+    // An entry pointing at a session whose key is not a store key is
+    // skipped too: it must not hide the owner's real session.
     let _: () = conn.zadd(&index, "zz", far).await.expect("ZADD");
     let mut fake = conn
         .hgetall::<_, Vec<(String, Vec<u8>)>>(store.session_key(&key))
@@ -198,7 +225,165 @@ async fn malformed_owner_index_entries_are_skipped_or_corrupt() {
         .hset_multiple(format!("{}{{zz}}", store.prefix()), &fake)
         .await
         .expect("HSET");
-    assert_corrupt("list_by_owner", store.list_by_owner("eve", now).await);
+    let listed = store.list_by_owner("eve", now).await.expect("list");
+    assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![key]);
+    cleanup(&store).await;
+}
+
+/// Collects the events logged while a future runs, as text.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl Captured {
+    fn events(&self) -> Vec<String> {
+        self.0.lock().expect("no test thread panicked holding it").clone()
+    }
+}
+
+impl tracing::Subscriber for Captured {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        let mut text = Text(event.metadata().level().to_string());
+        event.record(&mut text);
+        self.0.lock().expect("no test thread panicked holding it").push(text.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_session_is_left_out_of_its_owners_listing_and_logged_by_key_prefix() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let (healthy, damaged, foreign) = (
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+    );
+    for key in [healthy, damaged, foreign] {
+        let mut r = record(key, now, Some("gus"));
+        r.data = Bytes::from_static(b"\x01secret-payload");
+        store.create(r, now).await.expect("create");
+    }
+    let _: () = conn
+        .hset(store.session_key(&damaged), "expires_at", "soon")
+        .await
+        .expect("HSET");
+    let _: () = conn.del(store.session_key(&foreign)).await.expect("DEL");
+    let _: () = conn.set(store.session_key(&foreign), "not a hash").await.expect("SET");
+
+    let captured = Captured::default();
+    let listed = store
+        .list_by_owner("gus", now)
+        .with_subscriber(captured.clone())
+        .await
+        .expect("list_by_owner never fails for a damaged record");
+    assert_eq!(listed.iter().map(|s| s.key).collect::<Vec<_>>(), vec![healthy]);
+
+    let events = captured.events();
+    assert_eq!(events.len(), 2, "one warning per skipped record: {events:?}");
+    for key in [damaged, foreign] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with("WARN") && e.contains(&format!("key={}", key.short()))),
+            "no warning names {}: {events:?}",
+            key.short()
+        );
+    }
+    for e in &events {
+        for key in [healthy, damaged, foreign] {
+            assert!(!e.contains(&key.to_hex()), "a warning holds a whole key: {e}");
+        }
+        assert!(!e.contains("gus"), "a warning names the owner: {e}");
+        assert!(!e.contains("secret-payload"), "a warning holds session data: {e}");
+    }
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_at_or_past_u64_max_are_refused_before_anything_is_written() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let snapshot = async |conn: &mut redis::aio::MultiplexedConnection, key: &StoreKey| {
+        let fields: Vec<(String, Vec<u8>)> = conn.hgetall(store.session_key(key)).await.expect("HGETALL");
+        let ttl = support::expiry(conn, &store.session_key(key)).await;
+        let mut indexes = Vec::new();
+        for owner in ["vera", "walt"] {
+            let index: Vec<(String, f64)> = conn
+                .zrange_withscores(store.owner_index_key(owner), 0, -1)
+                .await
+                .expect("ZRANGE");
+            indexes.push(index);
+        }
+        (fields, ttl, indexes)
+    };
+    for version in ["18446744073709551615", "18446744073709551616", "99999999999999999999"] {
+        for owner in [None, Some("vera")] {
+            let key = conformance::fresh_key();
+            store.create(record(key, now, owner), now).await.expect("create");
+            let _: () = conn
+                .hset(store.session_key(&key), "version", version)
+                .await
+                .expect("HSET");
+            let before = snapshot(&mut conn, &key).await;
+
+            // Moving to another owner too: the index path must refuse as well.
+            let mut u = update(u64::MAX, now);
+            u.owner = Some("walt".into());
+            assert_corrupt(
+                &format!("update of version {version}"),
+                store.update(&key, u, now).await,
+            );
+            let mut w = overwrite(now);
+            w.owner = Some("walt".into());
+            assert_corrupt(
+                &format!("overwrite of version {version}"),
+                store.overwrite(&key, w, now).await,
+            );
+            assert_corrupt(
+                &format!("overwrite of version {version}"),
+                store.overwrite(&key, overwrite(now), now).await,
+            );
+            assert_eq!(
+                snapshot(&mut conn, &key).await,
+                before,
+                "version {version}, owner {owner:?}: a refused write changed something"
+            );
+
+            if version == "18446744073709551615" {
+                // The largest version is a valid record, just not writable.
+                let loaded = store.load(&key, now).await.expect("load").expect("live");
+                assert_eq!(loaded.version, u64::MAX);
+                assert!(matches!(
+                    store.update(&key, update(1, now), now).await,
+                    Err(Error::Conflict { current: u64::MAX })
+                ));
+            } else {
+                assert_corrupt("load", store.load(&key, now).await);
+                assert_corrupt("touch", store.touch(&key, now + HOUR * 2, now).await);
+            }
+        }
+    }
     cleanup(&store).await;
 }
 
@@ -295,4 +480,22 @@ async fn negative_instants_compare_as_numbers() {
         .expect("live");
     assert_eq!(loaded.expires_at, Timestamp::from_millis(-2));
     cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_configurations_are_refused_before_any_io() {
+    // No server is needed: both are refused before connecting.
+    for prefix in ["app{", "}app", "{tenant}:"] {
+        match RedisStore::builder("redis://127.0.0.1:1").prefix(prefix).build().await {
+            Err(Error::Config(e)) => assert_eq!(e.setting(), "prefix", "{e}"),
+            other => panic!("prefix {prefix:?} gave {other:?}"),
+        }
+    }
+    match RedisStore::builder("http://user:hunter2@example.com").build().await {
+        Err(Error::Config(e)) => {
+            assert_eq!(e.setting(), "url", "{e}");
+            assert!(!e.to_string().contains("hunter2"), "the error shows the password: {e}");
+        }
+        other => panic!("an http URL gave {other:?}"),
+    }
 }

@@ -1,12 +1,14 @@
 //! Server failures: a killed or frozen Redis gives `Error::Backend` within
-//! the configured timeouts (no panic, no hang), and the same store works
-//! again once the server is back, without being rebuilt.
+//! the configured timeouts (no panic, no hang), whose message names the
+//! operation (and, for a timeout, the configured durations) but never a key,
+//! and the same store works again once the server is back, without being
+//! rebuilt.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Bytes, Error, Record, SessionStore, StoreKey, Timestamp};
+use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
 use support::PrivateServer;
 
@@ -45,24 +47,66 @@ fn record(key: StoreKey, now: Timestamp) -> Record {
     }
 }
 
-/// Runs every kind of operation once and checks each fails with a transient
-/// backend error within the bound.
-async fn every_operation_fails_fast(store: &RedisStore, key: StoreKey, now: Timestamp) {
+/// Runs every kind of operation once, on `key` and on a fresh key, each
+/// timed. `owner` is the one `delete_by_owner` is asked to end.
+async fn every_operation(
+    store: &RedisStore,
+    key: StoreKey,
+    owner: &str,
+    now: Timestamp,
+) -> Vec<(&'static str, Result<(), Error>, Duration)> {
     let fresh = conformance::fresh_key();
-    let ops: Vec<(&str, Result<(), Error>, Duration)> = vec![
+    let update = Update {
+        expected_version: 1,
+        data: Bytes::new(),
+        expires_at: now + HOUR,
+        owner: None,
+    };
+    let write = Overwrite {
+        data: Bytes::new(),
+        expires_at: now + HOUR,
+        owner: None,
+    };
+    vec![
         timed("load", store.load(&key, now)).await,
         timed("create", store.create(record(fresh, now), now)).await,
+        timed("update", store.update(&fresh, update, now)).await,
+        timed("overwrite", store.overwrite(&fresh, write, now)).await,
         timed("touch", store.touch(&key, now + HOUR, now)).await,
-        timed("rotate", store.rotate(&key, &fresh, now)).await,
-        timed("delete", store.delete(&key, now)).await,
-        timed("list_by_owner", store.list_by_owner("owner", now)).await,
-        timed("delete_by_owner", store.delete_by_owner("owner", now)).await,
-    ];
-    for (name, result, took) in ops {
-        match result {
-            Err(Error::Backend(e)) => assert!(e.is_retryable(), "{name}: a lost server is transient: {e}"),
-            other => panic!("{name} with the server down gave {other:?}, not Error::Backend"),
-        }
+        timed("rotate", store.rotate(&fresh, &key, Some(owner), now)).await,
+        timed("was_rotated", store.was_rotated(&key, now)).await,
+        timed("delete", store.delete(&fresh, now)).await,
+        timed("list_by_owner", store.list_by_owner(owner, now)).await,
+        timed("delete_by_owner", store.delete_by_owner(owner, now)).await,
+    ]
+}
+
+/// A transient backend error whose message names the operation in
+/// backticks, holds neither key, and holds `also`.
+fn assert_named_transient(name: &str, result: &Result<(), Error>, keys: &[StoreKey], also: &str) {
+    let Err(Error::Backend(e)) = result else {
+        panic!("{name} with the server gone gave {result:?}, not Error::Backend");
+    };
+    assert!(e.is_retryable(), "{name}: a lost or frozen server is transient: {e}");
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!("store-redis: `{name}`")),
+        "the error of {name} does not name it: {message}"
+    );
+    assert!(message.contains(also), "the error of {name} lacks {also:?}: {message}");
+    for key in keys {
+        assert!(
+            !message.contains(&key.to_hex()) && !message.contains(&key.short()),
+            "the error of {name} names a key: {message}"
+        );
+    }
+}
+
+/// Runs every kind of operation once and checks each fails with a transient
+/// backend error naming it, within the bound.
+async fn every_operation_fails_fast(store: &RedisStore, key: StoreKey, now: Timestamp) {
+    for (name, result, took) in every_operation(store, key, "owner", now).await {
+        assert_named_transient(name, &result, &[key], "");
         assert!(
             took <= failure_bound(),
             "{name} took {took:?}, over {:?}",
@@ -168,21 +212,53 @@ async fn a_frozen_server_times_out_within_the_response_timeout() {
     store.create(record(key, now), now).await.expect("create");
 
     // SIGSTOP: the socket stays open but nothing answers, the case that
-    // only a response timeout catches.
+    // only a response timeout catches. The server runs the queued commands
+    // once it continues, so none of them may change `key`'s session: the
+    // writes go to a fresh key, rotate from that key onto the live `key`
+    // fails, and delete_by_owner ends an owner without sessions.
     server.signal("STOP");
-    let start = Instant::now();
-    let result = store.load(&key, now).await;
-    let took = start.elapsed();
+    let ops = every_operation(&store, key, "nobody", now).await;
     server.signal("CONT");
 
-    match result {
-        Err(Error::Backend(e)) => assert!(e.is_retryable(), "a timeout is transient: {e}"),
-        other => panic!("a frozen server gave {other:?}, not Error::Backend"),
+    for (name, result, took) in &ops {
+        assert_named_transient(
+            name,
+            result,
+            &[key],
+            "got no reply within the response timeout of 300 ms",
+        );
+        assert!(
+            *took >= RESPONSE_TIMEOUT,
+            "{name} failed after {took:?}, before the timeout"
+        );
+        assert!(
+            *took <= RESPONSE_TIMEOUT + Duration::from_secs(2),
+            "{name} took {took:?}"
+        );
     }
-    assert!(took >= RESPONSE_TIMEOUT, "failed after {took:?}, before the timeout");
-    assert!(took <= RESPONSE_TIMEOUT + Duration::from_secs(2), "took {took:?}");
 
     // The server answers again: so does the store.
     wait_until_store_answers(&store, &key, now, Duration::from_secs(10)).await;
     assert!(store.load(&key, now).await.expect("load").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_connect_says_which_step_failed() {
+    let Some(mut server) = PrivateServer::start() else {
+        return;
+    };
+    let url = server.url();
+    server.kill();
+    let result = RedisStore::builder(url)
+        .connection_timeout(CONNECTION_TIMEOUT)
+        .reconnect_retries(0)
+        .build()
+        .await;
+    match result {
+        Err(Error::Backend(e)) => {
+            assert!(e.is_retryable(), "an unreachable server is transient: {e}");
+            assert!(e.to_string().contains("store-redis: `connect`"), "{e}");
+        }
+        other => panic!("connecting to nothing gave {other:?}"),
+    }
 }

@@ -1,6 +1,6 @@
 //! Every operation costs one round trip: for each operation the server
 //! executes exactly one command sent by a client (EVALSHA, or HMGET for
-//! `load`), and nothing else.
+//! `load` and `was_rotated`), and nothing else.
 //!
 //! Two witnesses, both from the server: `INFO commandstats` (its EVALSHA
 //! counter grows by one) and `MONITOR`, which lists every command a client
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
 use support::PrivateServer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -136,7 +136,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         .expect("the private server is up");
     let mut witness = Witness::new(&server).await;
     let now = Timestamp::now();
-    let (a, b, c) = (
+    let (a, b, c, logged_in) = (
+        conformance::fresh_key(),
         conformance::fresh_key(),
         conformance::fresh_key(),
         conformance::fresh_key(),
@@ -165,7 +166,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         .expect("update");
     store.touch(&warm, now + HOUR * 2, now).await.expect("touch");
     let warm2 = conformance::fresh_key();
-    store.rotate(&warm, &warm2, now).await.expect("rotate");
+    store.rotate(&warm, &warm2, None, now).await.expect("rotate");
+    store.was_rotated(&warm, now).await.expect("was_rotated");
     store.list_by_owner("warm", now).await.expect("list");
     store.delete(&warm2, now).await.expect("delete");
     store.delete_by_owner("warm", now).await.expect("delete_by_owner");
@@ -219,6 +221,18 @@ async fn every_operation_is_exactly_one_evalsha() {
 
     let d = witness
         .commands_of(async {
+            let write = Overwrite {
+                data: Bytes::from_static(b"\x01blind"),
+                expires_at: now + HOUR,
+                owner: Some("bob".into()),
+            };
+            assert_eq!(store.overwrite(&a, write, now).await.expect("overwrite"), 3);
+        })
+        .await;
+    check("overwrite", d);
+
+    let d = witness
+        .commands_of(async {
             assert!(store.touch(&a, now + HOUR * 3, now).await.expect("touch"));
         })
         .await;
@@ -226,14 +240,35 @@ async fn every_operation_is_exactly_one_evalsha() {
 
     let d = witness
         .commands_of(async {
-            store.rotate(&a, &c, now).await.expect("rotate");
+            store.rotate(&a, &c, None, now).await.expect("rotate");
         })
         .await;
     check("rotate", d);
 
+    // A login: the owner changes in the same step, two indexes change.
     let d = witness
         .commands_of(async {
-            assert_eq!(store.list_by_owner("bob", now).await.expect("list").len(), 1);
+            let moved = store.rotate(&c, &logged_in, Some("carl"), now).await.expect("rotate");
+            assert_eq!(moved.owner.as_deref(), Some("carl"));
+        })
+        .await;
+    check("rotate with set_owner", d);
+
+    // was_rotated is a plain HMGET, like load.
+    let d = witness
+        .commands_of(async {
+            assert!(store.was_rotated(&c, now).await.expect("was_rotated"));
+        })
+        .await;
+    assert_eq!(
+        d,
+        BTreeMap::from([("hmget".to_owned(), 1)]),
+        "was_rotated must be one HMGET and nothing else"
+    );
+
+    let d = witness
+        .commands_of(async {
+            assert_eq!(store.list_by_owner("carl", now).await.expect("list").len(), 1);
         })
         .await;
     check("list_by_owner", d);
@@ -247,12 +282,13 @@ async fn every_operation_is_exactly_one_evalsha() {
 
     let d = witness
         .commands_of(async {
-            assert_eq!(store.delete_by_owner("bob", now).await.expect("delete_by_owner"), 1);
+            assert_eq!(store.delete_by_owner("carl", now).await.expect("delete_by_owner"), 1);
         })
         .await;
     check("delete_by_owner", d);
 
-    // Errors cost one round trip too.
+    // Errors cost one round trip too. (`c` holds a rotation mark, which
+    // the first create replaces.)
     let d = witness
         .commands_of(async {
             assert!(store.create(record(c, now, None), now).await.is_ok());

@@ -61,6 +61,16 @@ pub async fn raw_connection(url: &str) -> MultiplexedConnection {
         .expect("the server the store just reached is reachable")
 }
 
+/// The absolute server TTL of `key` in Unix milliseconds (`PEXPIRETIME`):
+/// -1 without a TTL, -2 for no key.
+pub async fn expiry(conn: &mut MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .expect("PEXPIRETIME works on the test server")
+}
+
 /// Deletes every key under `prefix` (SCAN + DEL).
 pub async fn delete_prefix(url: &str, prefix: &str) {
     let mut conn = raw_connection(url).await;
