@@ -10,6 +10,9 @@ pub enum StoreChoice {
     Memory,
     /// sled in the data directory (the default): sessions survive a restart.
     Sled,
+    /// Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), keys under
+    /// `demo:`.
+    Redis,
 }
 
 impl StoreChoice {
@@ -18,6 +21,7 @@ impl StoreChoice {
         match self {
             StoreChoice::Memory => "memory",
             StoreChoice::Sled => "sled",
+            StoreChoice::Redis => "redis",
         }
     }
 }
@@ -25,7 +29,7 @@ impl StoreChoice {
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
-    /// `--store memory|sled` (default `sled`).
+    /// `--store memory|sled|redis` (default `sled`).
     pub store: StoreChoice,
     /// `--addr` (default `127.0.0.1:3000`; port 0 picks a free one).
     pub addr: SocketAddr,
@@ -44,9 +48,10 @@ pub fn default_data_dir() -> PathBuf {
 
 /// What `--help` prints.
 pub const USAGE: &str = "\
-usage: demo [--store memory|sled] [--addr HOST:PORT] [--data-dir DIR] [--insecure-cookies]
+usage: demo [--store memory|sled|redis] [--addr HOST:PORT] [--data-dir DIR] [--insecure-cookies]
 
-  --store             where sessions live (default: sled, in the data directory)
+  --store             where sessions live (default: sled, in the data directory;
+                      redis at REDIS_URL, default redis://127.0.0.1:6379)
   --addr              address to listen on (default: 127.0.0.1:3000; port 0 picks one)
   --data-dir          sled's directory (default: target/demo-data of the workspace)
   --insecure-cookies  cookie `id` without Secure, for browsers that refuse Secure
@@ -81,7 +86,8 @@ impl Args {
                     out.store = match value("--store")?.as_str() {
                         "memory" => StoreChoice::Memory,
                         "sled" => StoreChoice::Sled,
-                        other => return Err(format!("unknown store {other:?}: use memory or sled\n\n{USAGE}")),
+                        "redis" => StoreChoice::Redis,
+                        other => return Err(format!("unknown store {other:?}: use memory, sled or redis\n\n{USAGE}")),
                     }
                 }
                 "--addr" => {
@@ -126,6 +132,7 @@ mod tests {
         assert_eq!(a.addr.port(), 0);
         assert_eq!(a.data_dir, PathBuf::from("/tmp/x"));
         assert!(a.insecure_cookies);
+        assert_eq!(parse(&["--store", "redis"]).expect("valid").store, StoreChoice::Redis);
         assert!(parse(&["--store", "mongo"]).is_err());
         assert!(parse(&["--addr"]).is_err());
         assert!(parse(&["--frobnicate"]).is_err());

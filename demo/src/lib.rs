@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessions::http::{SessionConfig, SessionLayer};
-use sessions::{Config, FlushPolicy, MemoryStore, SessionManager, SessionStore, SledStore};
+use sessions::{Config, FlushPolicy, MemoryStore, RedisStore, SessionManager, SessionStore, SledStore};
 
 pub use args::{Args, StoreChoice};
 
@@ -42,10 +42,16 @@ impl OpenStore {
     }
 }
 
+/// `REDIS_URL`, or the local default.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// Opens the store `args` ask for.
 ///
-/// Errors: the store's, e.g. a sled directory another process holds.
-pub fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
+/// Errors: the store's, e.g. a sled directory another process holds or a
+/// Redis that does not answer.
+pub async fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
     Ok(match args.store {
         StoreChoice::Memory => OpenStore {
             store: Arc::new(MemoryStore::new()),
@@ -72,6 +78,16 @@ pub fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
                 store: Arc::clone(&sled) as Arc<dyn SessionStore>,
                 sled: Some(sled),
                 description: format!("sled in {}", path.display()),
+            }
+        }
+        StoreChoice::Redis => {
+            let url = redis_url();
+            // Redis expires sessions by itself: no sweep needed.
+            let redis = RedisStore::builder(url.as_str()).prefix("demo:").build().await?;
+            OpenStore {
+                store: Arc::new(redis),
+                sled: None,
+                description: format!("redis at {url} (keys under demo:)"),
             }
         }
     })

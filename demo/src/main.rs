@@ -23,7 +23,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let store = open_store(&args).map_err(|e| format!("cannot open the {} store: {e}", args.store.name()))?;
+    let store = open_store(&args)
+        .await
+        .map_err(|e| format!("cannot open the {} store: {e}", args.store.name()))?;
     let router = app(store.store.clone(), session_config(&args)).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -4,9 +4,7 @@
 
 mod support;
 
-use support::{Demo, csrf_field, path_str, send, temp_dir};
-
-const COOKIE: &str = "__Host-id";
+use support::{Demo, log_in, path_str, send, temp_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sled_session_survives_a_restart_of_the_demo() {
@@ -19,25 +17,7 @@ async fn a_sled_session_survives_a_restart_of_the_demo() {
         "the demo does not say it uses sled: {:?}",
         demo.banner
     );
-    let first = send(&demo.base, "GET", "/", &[], "").await;
-    assert_eq!(first.status, 200);
-    let anonymous = first.set_cookie(COOKIE).expect("the login page starts a session");
-    let csrf = csrf_field(&first.body);
-    let cookie = format!("{COOKIE}={anonymous}");
-    let login = send(
-        &demo.base,
-        "POST",
-        "/login",
-        &[
-            ("cookie", &cookie),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        &format!("username=alice&password=demo&csrf={csrf}"),
-    )
-    .await;
-    assert_eq!(login.status, 303, "{}", login.body);
-    let token = login.set_cookie(COOKIE).expect("login sets the new cookie");
-    let cookie = format!("{COOKIE}={token}");
+    let cookie = log_in(&demo.base, "alice").await;
     let before = send(&demo.base, "GET", "/api/session", &[("cookie", &cookie)], "").await;
     assert!(before.body.contains("\"user\":\"alice\""), "{}", before.body);
     demo.stop().await;

@@ -152,3 +152,28 @@ pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
 pub fn path_str(dir: &Path) -> &str {
     dir.to_str().expect("temporary paths are UTF-8 here")
 }
+
+/// Logs `user` in through the login form, as a browser would; returns the
+/// `Cookie` header value of the logged-in session.
+pub async fn log_in(base: &str, user: &str) -> String {
+    let name = "__Host-id";
+    let first = send(base, "GET", "/", &[], "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let anonymous = first.set_cookie(name).expect("the login page starts a session");
+    let cookie = format!("{name}={anonymous}");
+    let login = send(
+        base,
+        "POST",
+        "/login",
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("username={user}&password=demo&csrf={}", csrf_field(&first.body)),
+    )
+    .await;
+    assert_eq!(login.status, 303, "{}", login.body);
+    let token = login.set_cookie(name).expect("login sets the new cookie");
+    assert_ne!(token, anonymous, "login kept the session id");
+    format!("{name}={token}")
+}
