@@ -55,7 +55,7 @@ usage: demo [--store memory|sled|redis] [--addr HOST:PORT] [--data-dir DIR] [--i
   --addr              address to listen on (default: 127.0.0.1:3000; port 0 picks one)
   --data-dir          sled's directory (default: target/demo-data of the workspace)
   --insecure-cookies  cookie `id` without Secure, for browsers that refuse Secure
-                      cookies on http://127.0.0.1 (Chrome and Firefox accept them)";
+                      cookies on http://127.0.0.1 (Chromium accepts them)";
 
 impl Args {
     /// Parses the arguments after the program name.
