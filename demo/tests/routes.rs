@@ -283,3 +283,78 @@ async fn bad_forms_and_bad_cookies_are_client_errors_never_panics() {
         assert_eq!(r.status, StatusCode::OK, "{cookie:.40}");
     }
 }
+
+/// The store calls each of the demo's requests makes, counted on the memory
+/// store (what the README and the crate docs quote).
+#[tokio::test]
+async fn store_calls_per_request() {
+    use session_tower::testkit::{Calls, CountingStore};
+    let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
+    let app = demo::app(store.clone(), SessionConfig::default()).expect("valid demo configuration");
+    let mut b = Browser::new(&app);
+    let mut count = |what: &str, expected: Calls| {
+        assert_eq!(store.calls(), expected, "{what}");
+        store.reset();
+    };
+    let page = b.get("/").await;
+    count(
+        "the first visit (login form: a session for its CSRF token)",
+        Calls {
+            create: 1,
+            ..Calls::default()
+        },
+    );
+    let csrf = csrf_field(&page.body);
+    let r = b
+        .form("/login", &format!("username=alice&password=demo&csrf={csrf}"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    count(
+        "a login",
+        Calls {
+            load: 1,
+            rotate: 1,
+            ..Calls::default()
+        },
+    );
+    b.get("/").await;
+    count(
+        "the home page (owner, visit counter update, refresh check)",
+        Calls {
+            load: 1,
+            update: 1,
+            was_rotated: 1,
+            ..Calls::default()
+        },
+    );
+    let s = b.session().await;
+    count(
+        "GET /api/session (a read)",
+        Calls {
+            load: 1,
+            ..Calls::default()
+        },
+    );
+    let csrf = s["csrf"].as_str().expect("csrf").to_owned();
+    b.send("POST", "/api/counter", &[("x-csrf-token", &csrf)], "").await;
+    count(
+        "POST /api/counter",
+        Calls {
+            load: 1,
+            update: 1,
+            was_rotated: 1,
+            ..Calls::default()
+        },
+    );
+    b.form("/logout", &format!("csrf={csrf}")).await;
+    count(
+        "a logout",
+        Calls {
+            delete: 1,
+            ..Calls::default()
+        },
+    );
+    let r = b.form("/logout", "csrf=x").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    count("a CSRF refusal", Calls::default());
+}
