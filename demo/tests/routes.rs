@@ -292,7 +292,7 @@ async fn store_calls_per_request() {
     let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
     let app = demo::app(store.clone(), SessionConfig::default()).expect("valid demo configuration");
     let mut b = Browser::new(&app);
-    let mut count = |what: &str, expected: Calls| {
+    let count = |what: &str, expected: Calls| {
         assert_eq!(store.calls(), expected, "{what}");
         store.reset();
     };
