@@ -106,11 +106,11 @@ impl Reply {
 
 /// A request to send: method, path, the session cookie (default name) and
 /// extra headers.
-pub struct Send {
+pub struct TestRequest {
     request: Request<Body>,
 }
 
-impl Send {
+impl TestRequest {
     /// `GET path`.
     pub fn get(path: &str) -> Self {
         Self::new("GET", path)
@@ -198,7 +198,7 @@ impl<F: StoreFactory> Harness<F> {
     }
 
     /// Sends a request through the whole stack, in-process.
-    pub async fn send(&self, send: Send) -> Reply {
+    pub async fn send(&self, send: TestRequest) -> Reply {
         let response = match self.router.clone().oneshot(send.request).await {
             Ok(r) => r,
             Err(never) => match never {},
@@ -216,7 +216,7 @@ impl<F: StoreFactory> Harness<F> {
     }
 
     /// Sends `send` on its own task, so several requests overlap.
-    pub fn spawn(self: &Arc<Self>, send: Send) -> tokio::task::JoinHandle<Reply> {
+    pub fn spawn(self: &Arc<Self>, send: TestRequest) -> tokio::task::JoinHandle<Reply> {
         let me = Arc::clone(self);
         tokio::spawn(async move { me.send(send).await })
     }
@@ -224,7 +224,7 @@ impl<F: StoreFactory> Harness<F> {
     /// A new anonymous session through the layer (`GET /csrf`); returns its
     /// token and CSRF token.
     pub async fn anonymous(&self) -> (String, String) {
-        let reply = self.send(Send::get("/csrf")).await;
+        let reply = self.send(TestRequest::get("/csrf")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let token = reply.token().expect("GET /csrf starts a session and sets its cookie");
         (token, reply.body)
@@ -233,7 +233,9 @@ impl<F: StoreFactory> Harness<F> {
     /// Logs `user` in from a new anonymous session; returns the token.
     pub async fn logged_in(&self, user: &str) -> String {
         let (token, _) = self.anonymous().await;
-        let reply = self.send(Send::post(&format!("/login/{user}")).token(&token)).await;
+        let reply = self
+            .send(TestRequest::post(&format!("/login/{user}")).token(&token))
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.token().expect("a login sets the new cookie")
     }

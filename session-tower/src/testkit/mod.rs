@@ -34,7 +34,7 @@ mod app;
 mod counting;
 pub mod rules;
 
-pub use app::{Gates, Harness, Reply, Send, manager_config};
+pub use app::{Gates, Harness, Reply, TestRequest, manager_config};
 pub use counting::{Calls, CountingStore, Failing};
 
 /// Expands to one `#[test]` per rule of the HTTP layer, each against a

@@ -11,7 +11,7 @@ use conformance::{Ctx, HOUR, StoreFactory};
 use cookie::SameSite;
 use session_core::{SessionId, StoreKey};
 
-use super::app::{Harness, Reply, Send};
+use super::app::{Harness, Reply, TestRequest};
 use super::counting::{Calls, Failing};
 use crate::{CookieLifetime, SessionConfig, TokenSource};
 
@@ -44,7 +44,10 @@ pub async fn an_untouched_request_makes_no_store_call<F: StoreFactory>(ctx: Arc<
     let h = Harness::new(ctx);
     let (token, _) = h.anonymous().await;
     h.store.reset();
-    for send in [Send::get("/untouched"), Send::get("/untouched").token(&token)] {
+    for send in [
+        TestRequest::get("/untouched"),
+        TestRequest::get("/untouched").token(&token),
+    ] {
         let reply = h.send(send).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_no_cookie(&reply, "untouched");
@@ -59,11 +62,11 @@ pub async fn a_read_makes_one_load_and_no_write<F: StoreFactory>(ctx: Arc<Ctx<F>
     let h = Harness::new(ctx);
     let (token, _) = h.anonymous().await;
     assert_eq!(
-        h.send(Send::post("/write/k/hello").token(&token)).await.status,
+        h.send(TestRequest::post("/write/k/hello").token(&token)).await.status,
         StatusCode::OK
     );
     h.store.reset();
-    let reply = h.send(Send::get("/read").token(&token)).await;
+    let reply = h.send(TestRequest::get("/read").token(&token)).await;
     assert_eq!(reply.body, "hello");
     assert_no_cookie(&reply, "a read");
     assert!(reply.header("vary").to_ascii_lowercase().contains("cookie"));
@@ -87,7 +90,7 @@ pub async fn renewal_touches_without_a_data_write_and_refreshes_the_cookie<F: St
     let version = h.stored(&token).await.expect("live").version();
     h.advance(HOUR / 2);
     h.store.reset();
-    let reply = h.send(Send::get("/read").token(&token)).await;
+    let reply = h.send(TestRequest::get("/read").token(&token)).await;
     assert_no_cookie(&reply, "a read with 1.5 h of 2 h left");
     assert_calls(
         &h,
@@ -99,7 +102,7 @@ pub async fn renewal_touches_without_a_data_write_and_refreshes_the_cookie<F: St
     );
     h.advance(HOUR);
     h.store.reset();
-    let reply = h.send(Send::get("/read").token(&token)).await;
+    let reply = h.send(TestRequest::get("/read").token(&token)).await;
     assert_calls(
         &h,
         Calls {
@@ -126,7 +129,7 @@ pub async fn a_write_makes_a_load_and_an_update<F: StoreFactory>(ctx: Arc<Ctx<F>
     let (token, _) = h.anonymous().await;
     h.advance(Duration::from_secs(600));
     h.store.reset();
-    let reply = h.send(Send::post("/write/k/v").token(&token)).await;
+    let reply = h.send(TestRequest::post("/write/k/v").token(&token)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_calls(
         &h,
@@ -147,7 +150,7 @@ pub async fn a_write_makes_a_load_and_an_update<F: StoreFactory>(ctx: Arc<Ctx<F>
     // An atomic update saves at once, in the handler: one `was_rotated`
     // before the cookie's refresh, since a login could have come between.
     h.store.reset();
-    let reply = h.send(Send::post("/incr").token(&token)).await;
+    let reply = h.send(TestRequest::post("/incr").token(&token)).await;
     assert_eq!(reply.body, "1");
     assert_calls(
         &h,
@@ -168,7 +171,7 @@ pub async fn a_login_makes_a_load_and_a_rotate<F: StoreFactory>(ctx: Arc<Ctx<F>>
     let h = Harness::new(ctx);
     let (token, _) = h.anonymous().await;
     h.store.reset();
-    let reply = h.send(Send::post("/login/alice").token(&token)).await;
+    let reply = h.send(TestRequest::post("/login/alice").token(&token)).await;
     assert_eq!(reply.body, "ok");
     assert_calls(
         &h,
@@ -192,7 +195,7 @@ pub async fn a_login_makes_a_load_and_a_rotate<F: StoreFactory>(ctx: Arc<Ctx<F>>
 /// session's deadline; `Cache-Control: no-store` and `Vary: Cookie`.
 pub async fn the_session_cookie_has_the_secure_defaults<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Harness::new(ctx);
-    let reply = h.send(Send::post("/write/k/v")).await;
+    let reply = h.send(TestRequest::post("/write/k/v")).await;
     let c = reply.cookie(NAME).expect("a new session sets its cookie");
     assert_eq!(c.secure(), Some(true));
     assert_eq!(c.http_only(), Some(true));
@@ -212,14 +215,14 @@ pub async fn the_session_cookie_has_the_secure_defaults<F: StoreFactory>(ctx: Ar
 pub async fn a_browser_session_cookie_has_no_max_age_and_is_never_refreshed<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let config = SessionConfig::default().lifetime(CookieLifetime::BrowserSession);
     let h = Harness::with(ctx, config, 2);
-    let reply = h.send(Send::post("/write/k/v")).await;
+    let reply = h.send(TestRequest::post("/write/k/v")).await;
     let c = reply.cookie(NAME).expect("a new session sets its cookie");
     assert_eq!(c.max_age(), None);
     assert_eq!(c.expires(), None);
     h.advance(HOUR + Duration::from_secs(60));
-    let again = h.send(Send::post("/write/k/w").token(c.value())).await;
+    let again = h.send(TestRequest::post("/write/k/w").token(c.value())).await;
     assert_no_cookie(&again, "a write with a browser-session cookie");
-    let read = h.send(Send::get("/read").token(c.value())).await;
+    let read = h.send(TestRequest::get("/read").token(c.value())).await;
     assert_eq!(read.body, "w");
     assert_no_cookie(&read, "a renewing read with a browser-session cookie");
 }
@@ -232,7 +235,7 @@ pub async fn logout_sends_a_removal_cookie_that_repeats_every_attribute<F: Store
     let h = Harness::with(ctx, config, 2);
     let token = h.logged_in("alice").await;
     h.store.reset();
-    let reply = h.send(Send::post("/logout").token(&token)).await;
+    let reply = h.send(TestRequest::post("/logout").token(&token)).await;
     assert_eq!(reply.body, "true");
     assert_calls(
         &h,
@@ -253,7 +256,7 @@ pub async fn logout_sends_a_removal_cookie_that_repeats_every_attribute<F: Store
     assert_eq!(reply.header("cache-control"), "no-store");
     assert_eq!(reply.header("clear-site-data"), "\"cache\", \"cookies\", \"storage\"");
     assert!(h.stored(&token).await.is_none());
-    assert_eq!(h.send(Send::get("/owner").token(&token)).await.body, "none");
+    assert_eq!(h.send(TestRequest::get("/owner").token(&token)).await.body, "none");
 }
 
 /// A malformed token (garbage, the wrong length, huge, several, not ASCII)
@@ -273,13 +276,13 @@ pub async fn a_malformed_token_is_no_session_and_makes_no_store_call<F: StoreFac
         "; ; =".to_owned(),
     ];
     for cookie in &cookies {
-        let reply = h.send(Send::get("/read").cookie_header(cookie)).await;
+        let reply = h.send(TestRequest::get("/read").cookie_header(cookie)).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body, "none");
         assert_no_cookie(&reply, "a read with a malformed token");
     }
     assert_calls(&h, Calls::default(), "reads with malformed tokens");
-    let reply = h.send(Send::post("/write/k/v").cookie_header(&cookies[0])).await;
+    let reply = h.send(TestRequest::post("/write/k/v").cookie_header(&cookies[0])).await;
     let token = reply.token().expect("a write starts a session");
     assert!(SessionId::parse(&token).is_ok());
     assert_calls(
@@ -297,17 +300,17 @@ pub async fn a_malformed_token_is_no_session_and_makes_no_store_call<F: StoreFac
 pub async fn an_unknown_or_expired_token_is_never_adopted<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Harness::new(ctx);
     let unknown = fresh_token();
-    let reply = h.send(Send::post("/write/k/v").token(&unknown)).await;
+    let reply = h.send(TestRequest::post("/write/k/v").token(&unknown)).await;
     let minted = reply.token().expect("a write starts a session");
     assert_ne!(minted, unknown);
     assert!(h.stored(&unknown).await.is_none(), "the client's id was adopted");
     let (old, _) = h.anonymous().await;
     h.advance(3 * HOUR);
-    let reply = h.send(Send::post("/write/k/v").token(&old)).await;
+    let reply = h.send(TestRequest::post("/write/k/v").token(&old)).await;
     let minted = reply.token().expect("a write after expiry starts a new session");
     assert_ne!(minted, old);
     assert!(h.stored(&old).await.is_none(), "the expired session came back");
-    assert_eq!(h.send(Send::get("/read").token(&minted)).await.body, "v");
+    assert_eq!(h.send(TestRequest::get("/read").token(&minted)).await.body, "v");
 }
 
 /// A 5xx response saves nothing: no update of an existing session, no new
@@ -315,9 +318,9 @@ pub async fn an_unknown_or_expired_token_is_never_adopted<F: StoreFactory>(ctx: 
 pub async fn nothing_is_saved_on_a_5xx<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Harness::new(ctx);
     let (token, _) = h.anonymous().await;
-    h.send(Send::post("/write/k/before").token(&token)).await;
+    h.send(TestRequest::post("/write/k/before").token(&token)).await;
     h.store.reset();
-    let reply = h.send(Send::post("/write-then-500/k/after").token(&token)).await;
+    let reply = h.send(TestRequest::post("/write-then-500/k/after").token(&token)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_no_cookie(&reply, "a 5xx");
     assert_calls(
@@ -328,9 +331,9 @@ pub async fn nothing_is_saved_on_a_5xx<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
         },
         "a write answered with a 5xx",
     );
-    assert_eq!(h.send(Send::get("/read").token(&token)).await.body, "before");
+    assert_eq!(h.send(TestRequest::get("/read").token(&token)).await.body, "before");
     h.store.reset();
-    let reply = h.send(Send::post("/write-then-500/k/v")).await;
+    let reply = h.send(TestRequest::post("/write-then-500/k/v")).await;
     assert_no_cookie(&reply, "a 5xx without a session");
     assert_calls(&h, Calls::default(), "a new session's write answered with a 5xx");
 }
@@ -340,7 +343,7 @@ pub async fn nothing_is_saved_on_a_5xx<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
 pub async fn an_explicit_logout_happens_even_on_a_5xx<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Harness::new(ctx);
     let token = h.logged_in("alice").await;
-    let reply = h.send(Send::post("/logout-then-500").token(&token)).await;
+    let reply = h.send(TestRequest::post("/logout-then-500").token(&token)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.cookie(NAME).expect("removal cookie").value(), "");
     assert!(h.stored(&token).await.is_none());
@@ -351,7 +354,9 @@ pub async fn an_explicit_logout_happens_even_on_a_5xx<F: StoreFactory>(ctx: Arc<
 pub async fn sixty_four_overlapping_increments_count_exactly_64<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Arc::new(Harness::new(ctx));
     let (token, _) = h.anonymous().await;
-    let tasks: Vec<_> = (0..64).map(|_| h.spawn(Send::post("/incr").token(&token))).collect();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| h.spawn(TestRequest::post("/incr").token(&token)))
+        .collect();
     let mut seen = BTreeSet::new();
     for t in tasks {
         let reply = t.await.expect("request task");
@@ -376,8 +381,8 @@ pub async fn two_overlapping_requests_changing_different_keys_both_keep_their_ch
     let h = Arc::new(Harness::with(ctx, SessionConfig::default(), 3));
     let (token, _) = h.anonymous().await;
     h.store.reset();
-    let a = h.spawn(Send::post("/gated/write/a/1").token(&token));
-    let b = h.spawn(Send::post("/gated/write/b/2").token(&token));
+    let a = h.spawn(TestRequest::post("/gated/write/a/1").token(&token));
+    let b = h.spawn(TestRequest::post("/gated/write/b/2").token(&token));
     h.gates.loaded.wait().await; // both have loaded the same version
     h.gates.release.wait().await;
     for t in [a, b] {
@@ -398,14 +403,14 @@ pub async fn two_overlapping_requests_changing_different_keys_both_keep_their_ch
 pub async fn a_save_after_a_concurrent_logout_stays_logged_out<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Arc::new(Harness::new(ctx));
     let token = h.logged_in("alice").await;
-    let a = h.spawn(Send::post("/gated/write/k/v").token(&token));
+    let a = h.spawn(TestRequest::post("/gated/write/k/v").token(&token));
     h.gates.loaded.wait().await;
-    assert_eq!(h.send(Send::post("/logout").token(&token)).await.body, "true");
+    assert_eq!(h.send(TestRequest::post("/logout").token(&token)).await.body, "true");
     h.gates.release.wait().await;
     let reply = a.await.expect("request task");
     assert_no_cookie(&reply, "a write that lost its session to a logout");
     assert!(h.stored(&token).await.is_none(), "the session came back");
-    assert_eq!(h.send(Send::get("/owner").token(&token)).await.body, "none");
+    assert_eq!(h.send(TestRequest::get("/owner").token(&token)).await.body, "none");
     assert!(h.manager.list_by_owner("alice").await.expect("list").is_empty());
 }
 
@@ -420,9 +425,9 @@ pub async fn an_old_cookie_request_overlapping_a_login_never_clobbers_the_new_co
 
     // Loaded before the login, writes after it.
     let (old, _) = h.anonymous().await;
-    let a = h.spawn(Send::post("/gated/write/k/v").token(&old));
+    let a = h.spawn(TestRequest::post("/gated/write/k/v").token(&old));
     h.gates.loaded.wait().await;
-    let login = h.send(Send::post("/login/alice").token(&old)).await;
+    let login = h.send(TestRequest::post("/login/alice").token(&old)).await;
     let new = login.token().expect("the login's cookie");
     h.gates.release.wait().await;
     let reply = a.await.expect("request task");
@@ -430,12 +435,12 @@ pub async fn an_old_cookie_request_overlapping_a_login_never_clobbers_the_new_co
 
     // Arrives after the login: finds no session, would start one.
     h.store.reset();
-    let reply = h.send(Send::post("/write/k/v").token(&old)).await;
+    let reply = h.send(TestRequest::post("/write/k/v").token(&old)).await;
     assert_no_cookie(&reply, "a write with a token rotated a moment ago");
     assert_eq!(h.store.calls().create, 0, "a session was started for a rotated token");
-    assert_eq!(h.send(Send::post("/save/k/v").token(&old)).await.body, "gone");
-    assert_eq!(h.send(Send::post("/incr").token(&old)).await.body, "gone");
-    let csrf = h.send(Send::get("/csrf").token(&old)).await;
+    assert_eq!(h.send(TestRequest::post("/save/k/v").token(&old)).await.body, "gone");
+    assert_eq!(h.send(TestRequest::post("/incr").token(&old)).await.body, "gone");
+    let csrf = h.send(TestRequest::get("/csrf").token(&old)).await;
     assert_eq!(csrf.body, "gone");
     assert_no_cookie(&csrf, "a CSRF token for a rotated token");
     assert_eq!(
@@ -446,9 +451,9 @@ pub async fn an_old_cookie_request_overlapping_a_login_never_clobbers_the_new_co
     // A renewing read overlapping a login: no refresh of the old cookie.
     let (old, _) = h.anonymous().await;
     h.advance(HOUR + Duration::from_secs(60));
-    let a = h.spawn(Send::post("/gated/read").token(&old));
+    let a = h.spawn(TestRequest::post("/gated/read").token(&old));
     h.gates.loaded.wait().await;
-    let login = h.send(Send::post("/login/bob").token(&old)).await;
+    let login = h.send(TestRequest::post("/login/bob").token(&old)).await;
     assert!(login.token().is_some());
     h.gates.release.wait().await;
     let reply = a.await.expect("request task");
@@ -461,20 +466,20 @@ pub async fn login_keeps_data_and_the_absolute_deadline_and_relogin_rotates_agai
     let h = Harness::new(ctx);
     let (t0, _) = h.anonymous().await;
     let created = h.stored(&t0).await.expect("live").created_at();
-    h.send(Send::post("/write/k/cart").token(&t0)).await;
+    h.send(TestRequest::post("/write/k/cart").token(&t0)).await;
     h.advance(HOUR);
     let t1 = h
-        .send(Send::post("/login/alice").token(&t0))
+        .send(TestRequest::post("/login/alice").token(&t0))
         .await
         .token()
         .expect("rotated");
     let t2 = h
-        .send(Send::post("/login/alice").token(&t1))
+        .send(TestRequest::post("/login/alice").token(&t1))
         .await
         .token()
         .expect("re-login rotates");
     let t3 = h
-        .send(Send::post("/login/bob").token(&t2))
+        .send(TestRequest::post("/login/bob").token(&t2))
         .await
         .token()
         .expect("user switch rotates");
@@ -500,12 +505,14 @@ pub async fn csrf_refuses_unsafe_requests_without_the_right_token<F: StoreFactor
     let (token, csrf) = h.anonymous().await;
     h.store.reset();
     let refusals = [
-        Send::post("/protected/write/k/v").token(&token),
-        Send::post("/protected/write/k/v")
+        TestRequest::post("/protected/write/k/v").token(&token),
+        TestRequest::post("/protected/write/k/v")
             .token(&token)
             .header("x-csrf-token", "wrong"),
-        Send::post("/protected/write/k/v").token(&token).form("csrf=wrong&x=1"),
-        Send::post("/protected/write/k/v").header("x-csrf-token", &csrf),
+        TestRequest::post("/protected/write/k/v")
+            .token(&token)
+            .form("csrf=wrong&x=1"),
+        TestRequest::post("/protected/write/k/v").header("x-csrf-token", &csrf),
     ];
     for send in refusals {
         let reply = h.send(send).await;
@@ -515,13 +522,13 @@ pub async fn csrf_refuses_unsafe_requests_without_the_right_token<F: StoreFactor
     }
     assert_calls(&h, Calls::default(), "refused CSRF checks");
     assert_eq!(
-        h.send(Send::get("/read").token(&token)).await.body,
+        h.send(TestRequest::get("/read").token(&token)).await.body,
         "none",
         "a refused handler ran"
     );
     let ok = h
         .send(
-            Send::post("/protected/write/k/v")
+            TestRequest::post("/protected/write/k/v")
                 .token(&token)
                 .header("x-csrf-token", &csrf),
         )
@@ -529,36 +536,36 @@ pub async fn csrf_refuses_unsafe_requests_without_the_right_token<F: StoreFactor
     assert_eq!(ok.status, StatusCode::OK);
     let form = format!("x=1&csrf={csrf}&y=%20z");
     let ok = h
-        .send(Send::post("/protected/write/k/w").token(&token).form(&form))
+        .send(TestRequest::post("/protected/write/k/w").token(&token).form(&form))
         .await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.body, form, "the form body reached the handler changed");
     let big = format!("csrf={csrf}&pad={}", "x".repeat(70 * 1024));
     assert_eq!(
-        h.send(Send::post("/protected/write/k/v").token(&token).form(&big))
+        h.send(TestRequest::post("/protected/write/k/v").token(&token).form(&big))
             .await
             .status,
         StatusCode::PAYLOAD_TOO_LARGE
     );
     // Login rotates the CSRF token with the id.
     let new = h
-        .send(Send::post("/login/alice").token(&token))
+        .send(TestRequest::post("/login/alice").token(&token))
         .await
         .token()
         .expect("rotated");
     let stale = h
         .send(
-            Send::post("/protected/write/k/v")
+            TestRequest::post("/protected/write/k/v")
                 .token(&new)
                 .header("x-csrf-token", &csrf),
         )
         .await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
-    let fresh = h.send(Send::get("/csrf").token(&new)).await.body;
+    let fresh = h.send(TestRequest::get("/csrf").token(&new)).await.body;
     assert_ne!(fresh, csrf);
     let ok = h
         .send(
-            Send::post("/protected/write/k/v")
+            TestRequest::post("/protected/write/k/v")
                 .token(&new)
                 .header("x-csrf-token", &fresh),
         )
@@ -576,7 +583,7 @@ pub async fn a_store_that_is_down_gives_the_handler_an_error_and_a_failed_save_a
     let h = Harness::new(Arc::clone(&ctx));
     let (token, _) = h.anonymous().await;
     h.store.set_failing(Failing::Everything);
-    let reply = h.send(Send::get("/read").token(&token)).await;
+    let reply = h.send(TestRequest::get("/read").token(&token)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(
         reply.body.starts_with("error: "),
@@ -585,15 +592,15 @@ pub async fn a_store_that_is_down_gives_the_handler_an_error_and_a_failed_save_a
     );
     assert!(!reply.body.contains(&token));
     h.store.set_failing(Failing::Writes);
-    let reply = h.send(Send::post("/write/k/v").token(&token)).await;
+    let reply = h.send(TestRequest::post("/write/k/v").token(&token)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.body, "Internal Server Error");
     assert_no_cookie(&reply, "a failed save");
-    let reply = h.send(Send::post("/write/k/v")).await;
+    let reply = h.send(TestRequest::post("/write/k/v")).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "a failed create");
     assert_no_cookie(&reply, "a failed create");
     h.store.set_failing(Failing::Nothing);
-    assert_eq!(h.send(Send::get("/read").token(&token)).await.body, "none");
+    assert_eq!(h.send(TestRequest::get("/read").token(&token)).await.body, "none");
 
     let config = SessionConfig::default().error_response(|_| {
         let mut res = http::Response::new(bytes::Bytes::from_static(b"later"));
@@ -603,7 +610,7 @@ pub async fn a_store_that_is_down_gives_the_handler_an_error_and_a_failed_save_a
     let h = Harness::with(ctx, config, 2);
     let (token, _) = h.anonymous().await;
     h.store.set_failing(Failing::Writes);
-    let reply = h.send(Send::post("/write/k/v").token(&token)).await;
+    let reply = h.send(TestRequest::post("/write/k/v").token(&token)).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "later");
 }
@@ -613,7 +620,7 @@ pub async fn a_store_that_is_down_gives_the_handler_an_error_and_a_failed_save_a
 pub async fn header_tokens_come_and_go_in_headers<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let config = SessionConfig::default().token_source(TokenSource::bearer());
     let h = Harness::with(ctx, config, 2);
-    let reply = h.send(Send::post("/protected/write/k/v")).await;
+    let reply = h.send(TestRequest::post("/protected/write/k/v")).await;
     assert_eq!(
         reply.status,
         StatusCode::OK,
@@ -625,13 +632,15 @@ pub async fn header_tokens_come_and_go_in_headers<F: StoreFactory>(ctx: Arc<Ctx<
     assert!(SessionId::parse(&token).is_ok(), "no token header: {token:?}");
     assert_eq!(reply.header("cache-control"), "no-store");
     let bearer = format!("Bearer {token}");
-    let read = h.send(Send::get("/read").header("authorization", &bearer)).await;
+    let read = h.send(TestRequest::get("/read").header("authorization", &bearer)).await;
     assert_eq!(read.body, "v");
     assert!(read.header("vary").to_ascii_lowercase().contains("authorization"));
     assert_eq!(read.header("x-session-token"), "", "a read re-sent the token");
-    let cookie_only = h.send(Send::get("/read").token(&token)).await;
+    let cookie_only = h.send(TestRequest::get("/read").token(&token)).await;
     assert_eq!(cookie_only.body, "none", "a cookie was read in header mode");
-    let out = h.send(Send::post("/logout").header("authorization", &bearer)).await;
+    let out = h
+        .send(TestRequest::post("/logout").header("authorization", &bearer))
+        .await;
     assert_eq!(out.body, "true");
     assert!(out.headers.contains_key("x-session-token"));
     assert_eq!(out.header("x-session-token"), "");
@@ -645,28 +654,31 @@ pub async fn devices_are_listed_and_ended_one_others_or_all<F: StoreFactory>(ctx
     let t2 = h.logged_in("alice").await;
     let t3 = h.logged_in("alice").await;
     let bob = h.logged_in("bob").await;
-    let list = h.send(Send::get("/devices").token(&t1)).await.body;
+    let list = h.send(TestRequest::get("/devices").token(&t1)).await.body;
     assert_eq!(list.lines().count(), 3, "{list}");
     assert_eq!(list.lines().filter(|l| l.ends_with(" current")).count(), 1);
     assert!(list.contains(&format!("{} current", key_of(&t1))));
     let end_t2 = format!("/devices/end/{}", key_of(&t2));
     assert_eq!(
-        h.send(Send::post(&end_t2).token(&bob)).await.body,
+        h.send(TestRequest::post(&end_t2).token(&bob)).await.body,
         "false",
         "bob ended alice's session"
     );
     assert!(h.stored(&t2).await.is_some());
-    assert_eq!(h.send(Send::post(&end_t2).token(&t1)).await.body, "true");
+    assert_eq!(h.send(TestRequest::post(&end_t2).token(&t1)).await.body, "true");
     assert!(h.stored(&t2).await.is_none());
-    assert_eq!(h.send(Send::post("/devices/end-others").token(&t1)).await.body, "1");
+    assert_eq!(
+        h.send(TestRequest::post("/devices/end-others").token(&t1)).await.body,
+        "1"
+    );
     assert!(h.stored(&t3).await.is_none());
     assert!(h.stored(&t1).await.is_some());
     assert!(h.stored(&bob).await.is_some());
-    let all = h.send(Send::post("/devices/end-all").token(&t1)).await;
+    let all = h.send(TestRequest::post("/devices/end-all").token(&t1)).await;
     assert_eq!(all.body, "1");
     assert_eq!(all.cookie(NAME).expect("removal cookie").value(), "");
     assert!(h.stored(&t1).await.is_none());
-    let anon = h.send(Send::get("/devices")).await;
+    let anon = h.send(TestRequest::get("/devices")).await;
     assert!(anon.body.contains("nobody is logged in"), "{}", anon.body);
 }
 
@@ -675,13 +687,13 @@ pub async fn devices_are_listed_and_ended_one_others_or_all<F: StoreFactory>(ctx
 /// keeps its `Cache-Control`.
 pub async fn the_handlers_cache_headers_are_kept_or_made_safe<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let h = Harness::new(ctx);
-    let reply = h.send(Send::post("/cached/write")).await;
+    let reply = h.send(TestRequest::post("/cached/write")).await;
     assert!(reply.token().is_some());
     assert_eq!(reply.header("cache-control"), "no-store");
     let vary = reply.header("vary").to_ascii_lowercase();
     assert!(vary.contains("accept-encoding") && vary.contains("cookie"), "{vary}");
     let token = reply.token().expect("token");
-    let read = h.send(Send::get("/cached/read").token(&token)).await;
+    let read = h.send(TestRequest::get("/cached/read").token(&token)).await;
     assert_no_cookie(&read, "a read");
     assert_eq!(read.header("cache-control"), "private, max-age=60");
 }
