@@ -71,3 +71,42 @@ impl IntoResponse for Error {
         (status, body).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_route_without_the_layer_gets_a_500_that_says_so() {
+        let app: Router = Router::new().route("/", get(|_s: Session| async { "unreachable" }));
+        let res = app
+            .oneshot(Request::builder().uri("/").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("without SessionLayer"));
+    }
+
+    #[test]
+    fn errors_map_to_clear_statuses() {
+        let status = |e: Error| e.into_response().status();
+        assert_eq!(status(Error::NotLoggedIn), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(Error::SessionGone), StatusCode::CONFLICT);
+        assert_eq!(status(Error::Csrf(CsrfFailure::Wrong)), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(Error::Store(session_core::Error::Contended { attempts: 8 })),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(Error::Store(session_core::Error::Corrupt("x".into()))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}
