@@ -57,8 +57,8 @@ pub enum Error {
     #[error("invalid session owner: {0}")]
     InvalidOwner(String),
     /// A configuration that cannot work (a manager's timeouts, a store's key
-    /// prefix or table name), refused when the manager or store is built,
-    /// before any I/O.
+    /// prefix, table name or directory), refused when the manager or store
+    /// is built, before it writes anything or serves any operation.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
     /// The storage backend failed: connection, timeout, server error.

@@ -3,8 +3,9 @@
 //! - **expiry** key: `sortable(at) ++ store key` (8 + 32 bytes). Big endian
 //!   with the sign bit flipped, so byte order is time order, negative
 //!   timestamps included: `delete_expired` reads the tree from its start and
-//!   stops at `now`. `at` is the record's `indexed_at` (see `store`), never
-//!   later than its expiry, or a rotation mark's `until`.
+//!   stops at `now`. `at` is the record's `indexed_at` (see
+//!   `record_layout`), never later than its expiry, or a rotation mark's
+//!   `until`.
 //! - **owners** key: `u32 length of owner ++ owner ++ store key`. The length
 //!   prefix makes the owner part unambiguous (no separator byte that an owner
 //!   could contain), so the entries of one owner are exactly the keys under
@@ -66,6 +67,26 @@ pub(crate) fn owner_key(owner: &str, key: &StoreKey) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Splits an owner-index key into its owner and store key. `Ok(None)` for a
+/// bare prefix (the generation counter of databases written before layout
+/// 2), which is not an entry; any other shape is [`Error::Corrupt`].
+pub(crate) fn parse_owner_key(bytes: &[u8]) -> Result<Option<(&str, StoreKey)>, Error> {
+    let corrupt = |why: String| Error::Corrupt(format!("sled owner index entry of {} bytes: {why}", bytes.len()));
+    let Some((length, rest)) = bytes.split_first_chunk::<4>() else {
+        return Err(corrupt("shorter than its length prefix".into()));
+    };
+    let owner_len = usize::try_from(u32::from_be_bytes(*length)).unwrap_or(usize::MAX);
+    let Some((owner, key)) = rest.split_at_checked(owner_len) else {
+        return Err(corrupt(format!("shorter than its owner of {owner_len} bytes")));
+    };
+    let owner = std::str::from_utf8(owner).map_err(|_| corrupt("the owner is not UTF-8".into()))?;
+    match key.len() {
+        0 => Ok(None),
+        32 => Ok(Some((owner, StoreKey::from_slice(key)?))),
+        n => Err(corrupt(format!("{n} bytes after the owner, expected a 32-byte key"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +107,29 @@ mod tests {
         let at = Timestamp::from_millis(-77);
         assert_eq!(parse_expiry_key(&expiry_key(at, &key)).expect("own key"), (at, key));
         assert!(parse_expiry_key(&[0; 39]).is_err());
+    }
+
+    #[test]
+    fn owner_keys_round_trip_and_reject_other_shapes() {
+        let key = StoreKey::from_bytes([5; 32]);
+        for owner in ["", "ann", "ünïcode"] {
+            let entry = owner_key(owner, &key).expect("small owner");
+            assert_eq!(parse_owner_key(&entry).expect("own entry"), Some((owner, key)));
+            let counter = owner_prefix(owner).expect("small owner");
+            assert_eq!(parse_owner_key(&counter).expect("a bare prefix"), None);
+        }
+        let mut not_utf8 = owner_key("ab", &key).expect("small owner");
+        not_utf8[4] = 0xff;
+        let too_long = [&owner_key("ab", &key).expect("small owner")[..], &[0]].concat();
+        for bad in [
+            &[0, 0, 1][..],
+            &[0, 0, 0, 9, b'a'],
+            &not_utf8,
+            &too_long,
+            &too_long[..10],
+        ] {
+            assert!(matches!(parse_owner_key(bad), Err(Error::Corrupt(_))), "{bad:?}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //!
 //! A record, version 1 (read, never written), lacks `indexed_at`: its entry
 //! was always at `expires_at`, which is what decoding reports. `indexed_at` is
-//! bookkeeping of this crate (see the `store` module), never part of the
+//! bookkeeping of this crate (see `database::index_upkeep`), never part of the
 //! [`Record`].
 //!
 //! A rotation mark, version 3 (written; layout 3 adds this kind of value and

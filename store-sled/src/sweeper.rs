@@ -19,7 +19,7 @@ use session_core::Clock;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::store::Inner;
+use crate::database::Database;
 
 /// A sweeper ready to start: everything but the store it will sweep.
 pub(crate) struct Prepared {
@@ -44,9 +44,9 @@ pub(crate) fn prepare(period: Duration, batch: usize, clock: Arc<dyn Clock>) -> 
 }
 
 impl Prepared {
-    /// Spawns the task on `runtime`. `store` must already be upgradable: a
+    /// Spawns the task on `runtime`. `database` must already be upgradable: a
     /// failed upgrade means the store was dropped, and ends the task.
-    pub(crate) fn start(self, runtime: &tokio::runtime::Handle, store: Weak<Inner>) -> AbortHandle {
+    pub(crate) fn start(self, runtime: &tokio::runtime::Handle, database: Weak<Database>) -> AbortHandle {
         let Self {
             period,
             batch,
@@ -62,12 +62,12 @@ impl Prepared {
                     _ = &mut stopped => break,
                     _ = ticks.tick() => {}
                 }
-                let Some(inner) = store.upgrade() else { break };
+                let Some(database) = database.upgrade() else { break };
                 let now = clock.now();
                 // Sweeping reads and writes many keys: keep it off the workers.
                 let swept = tokio::task::spawn_blocking(move || {
-                    let removed = inner.delete_expired_blocking(now, batch)?;
-                    inner.acknowledge(removed > 0)?;
+                    let removed = database.delete_expired(now, batch)?;
+                    database.acknowledge(removed > 0)?;
                     Ok::<_, session_core::Error>(removed)
                 })
                 .await;

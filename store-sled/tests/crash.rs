@@ -26,6 +26,8 @@ const WRITER_SEED_ENV: &str = "STORE_SLED_CRASH_WRITER_SEED";
 const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 const DAY: Duration = Duration::from_secs(86_400);
 const OWNERS: u64 = 4;
+/// The page cache of the writer and of every reopen.
+const CACHE: u64 = 8 * 1024 * 1024;
 
 fn data_for(key: &StoreKey, version: u64) -> Bytes {
     Bytes::from(format!("{}:{version}", key.short()))
@@ -53,6 +55,19 @@ fn random_owner(rng: &mut Rng) -> String {
     format!("user-{}", rng.next() % OWNERS)
 }
 
+/// Prints one acknowledgement line straight to the pipe (not the test
+/// harness's capture), at once: the parent reads it as the child goes.
+fn ack(out: &mut impl Write, line: std::fmt::Arguments<'_>) {
+    writeln!(out, "ACK {line}").expect("stdout");
+    out.flush().expect("stdout");
+}
+
+/// Opens the killed writer's directory again, as the writer did but for its
+/// default flush policy.
+fn reopen(path: &std::path::Path) -> Result<SledStore, session_core::Error> {
+    SledStore::builder(path).cache_capacity(CACHE).open()
+}
+
 /// The child: writes forever (until killed), printing each acknowledgement.
 /// Does nothing in a normal test run.
 #[test]
@@ -71,7 +86,7 @@ fn writer_process() {
         .expect("runtime");
     runtime.block_on(async move {
         let store = SledStore::builder(&dir)
-            .cache_capacity(8 * 1024 * 1024)
+            .cache_capacity(CACHE)
             .flush_policy(FlushPolicy::EveryWrite)
             .open()
             .expect("the writer opens the store");
@@ -153,14 +168,11 @@ fn writer_process() {
                         owner: owner.clone(),
                     };
                     assert_eq!(moved, want, "rotate hands back the record it moved");
-                    writeln!(
-                        out,
-                        "ACK ROT {old} {new} {} {}",
-                        expires_at.as_millis(),
-                        owner_word(owner.as_deref())
-                    )
-                    .expect("stdout");
-                    out.flush().expect("stdout");
+                    let owner_text = owner_word(owner.as_deref());
+                    ack(
+                        &mut out,
+                        format_args!("ROT {old} {new} {} {owner_text}", expires_at.as_millis()),
+                    );
                     let update = Update {
                         expected_version: 1,
                         data: data_for(&new, 2),
@@ -174,21 +186,15 @@ fn writer_process() {
                 _ => {
                     let (key, _, _, _) = mine.swap_remove(i);
                     assert!(store.delete(&key, NOW).await.expect("delete"));
-                    writeln!(out, "ACK DEL {key}").expect("stdout");
-                    out.flush().expect("stdout");
+                    ack(&mut out, format_args!("DEL {key}"));
                     continue;
                 }
             };
-            // Straight to the pipe (not the test harness's capture), one
-            // acknowledged operation per line.
-            writeln!(
-                out,
-                "ACK PUT {key} {version} {} {}",
-                expires_at.as_millis(),
-                owner_word(owner.as_deref())
-            )
-            .expect("stdout");
-            out.flush().expect("stdout");
+            let owner_text = owner_word(owner.as_deref());
+            ack(
+                &mut out,
+                format_args!("PUT {key} {version} {} {owner_text}", expires_at.as_millis()),
+            );
         }
     });
 }
@@ -317,9 +323,7 @@ async fn sigkill_loses_no_acknowledged_write_and_leaves_indexes_consistent() {
             this_round.insert(key, acked);
         }
 
-        let store = SledStore::builder(&path)
-            .cache_capacity(8 * 1024 * 1024)
-            .open()
+        let store = reopen(&path)
             .unwrap_or_else(|e| panic!("round {round}: the killed writer's directory does not reopen: {e}"));
         let records = store
             .verify_indexes()
@@ -442,10 +446,7 @@ async fn sigkill_loses_no_acknowledged_write_and_leaves_indexes_consistent() {
     // Whatever the kills left behind (leftover entries, copies of
     // interrupted rotations, marks) is reclaimed by the sweep and the owner
     // operations, as the crate docs say.
-    let store = SledStore::builder(&path)
-        .cache_capacity(8 * 1024 * 1024)
-        .open()
-        .expect("reopen for the final sweep");
+    let store = reopen(&path).expect("reopen for the final sweep");
     let sessions = store.verify_indexes().expect("consistent");
     let later = NOW + 365 * DAY;
     assert_eq!(

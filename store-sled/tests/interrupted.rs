@@ -16,52 +16,22 @@
 //! kill; its kills almost never land between two writes of one operation,
 //! whose writes reach the disk together at its flush. This test covers that.
 
+mod support;
+
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
-use session_core::{Bytes, Error, ROTATION_MARK_TTL, Record, SessionId, SessionStore, StoreKey, Timestamp, Update};
-use store_sled::{FlushPolicy, SledStore};
+use conformance::fixtures::{self, HOUR};
+use conformance::fresh_key;
+use session_core::{Bytes, Error, ROTATION_MARK_TTL, Record, SessionStore, Timestamp};
+use store_sled::SledStore;
+use support::{builder, listed, stored, temporary_store};
 
 const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
-const HOUR: Duration = Duration::from_secs(3600);
 /// Later than every expiry these tests write.
 const FAR: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 /// Every owner these tests use, for the final clean-up.
 const OWNERS: [&str; 3] = ["ann", "bob", "cat"];
-
-fn open(path: &Path) -> SledStore {
-    SledStore::builder(path)
-        .cache_capacity(1024 * 1024)
-        // Each test flushes before it reopens.
-        .flush_policy(FlushPolicy::Periodic(Duration::from_secs(60)))
-        .open()
-        .expect("open")
-}
-
-fn record(created_at: Timestamp, ttl: Duration, owner: Option<&str>) -> Record {
-    let key = SessionId::generate().expect("OS random source").store_key();
-    Record {
-        key,
-        version: 1,
-        data: Bytes::from(key.short()),
-        created_at,
-        expires_at: created_at + ttl,
-        owner: owner.map(str::to_owned),
-    }
-}
-
-async fn listed(store: &SledStore, owner: &str) -> Vec<StoreKey> {
-    let mut keys: Vec<StoreKey> = store
-        .list_by_owner(owner, NOW)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.key)
-        .collect();
-    keys.sort();
-    keys
-}
 
 /// For k = 0, 1, ...: a fresh store, `setup`, then `op` with only k sled
 /// writes allowed; flush, reopen, check the indexes, run `check` (told
@@ -79,9 +49,8 @@ where
     CheckFut: Future<Output = ()>,
 {
     for writes in 0..100 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("db");
-        let store = open(&path);
+        let (_dir, store) = temporary_store();
+        let path = store.path().to_owned();
         let made = setup(store.clone()).await;
         store.stop_writing_after_for_tests(writes);
         let result = op(store.clone(), made.clone()).await;
@@ -93,7 +62,7 @@ where
         store.flush().await.expect("flush");
         drop(store);
 
-        let store = open(&path);
+        let store = builder(&path).open().expect("reopen");
         store
             .verify_indexes()
             .unwrap_or_else(|e| panic!("after {writes} writes: a record or mark its indexes miss: {e}"));
@@ -119,12 +88,10 @@ where
 async fn an_interrupted_rotate_with_set_owner_loses_nothing_and_leaves_at_most_a_copy() {
     let writes = every_prefix(
         |store| async move {
-            let old = record(NOW, HOUR, Some("ann"));
-            store.create(old.clone(), NOW).await.expect("create");
+            let old = stored(&store, Some("ann"), NOW, HOUR).await;
             // The new key holds an expired session of another owner, which
             // the rotation replaces (and whose owner entry it removes).
-            let stale = record(NOW - 2 * HOUR, HOUR, Some("cat"));
-            store.create(stale.clone(), stale.created_at).await.expect("create");
+            let stale = stored(&store, Some("cat"), NOW - 2 * HOUR, HOUR).await;
             (old, stale.key)
         },
         |store, (old, new_key)| async move { store.rotate(&old.key, &new_key, Some("bob"), NOW).await.map(drop) },
@@ -154,9 +121,9 @@ async fn an_interrupted_rotate_with_set_owner_loses_nothing_and_leaves_at_most_a
             // rotated already, with a leftover entry.
             assert!(!done || at_old.is_none(), "a completed rotation left the old session");
             let old_listed = at_old.is_some().then_some(old.key);
-            assert_eq!(listed(&store, "ann").await, Vec::from_iter(old_listed));
-            assert_eq!(listed(&store, "bob").await, Vec::from_iter(at_new.map(|r| r.key)));
-            assert_eq!(listed(&store, "cat").await, []);
+            assert_eq!(listed(&store, "ann", NOW).await, Vec::from_iter(old_listed));
+            assert_eq!(listed(&store, "bob", NOW).await, Vec::from_iter(at_new.map(|r| r.key)));
+            assert_eq!(listed(&store, "cat", NOW).await, []);
             if done {
                 // The mark ends after ROTATION_MARK_TTL and the sweep then
                 // removes it, uncounted.
@@ -175,18 +142,9 @@ async fn an_interrupted_rotate_with_set_owner_loses_nothing_and_leaves_at_most_a
 #[tokio::test]
 async fn an_interrupted_update_that_changes_the_owner_and_shortens_the_expiry_is_old_or_new() {
     let writes = every_prefix(
-        |store| async move {
-            let r = record(NOW, 2 * HOUR, Some("ann"));
-            store.create(r.clone(), NOW).await.expect("create");
-            r
-        },
+        |store| async move { stored(&store, Some("ann"), NOW, 2 * HOUR).await },
         |store, r| async move {
-            let update = Update {
-                expected_version: 1,
-                data: Bytes::from_static(b"new"),
-                expires_at: NOW + HOUR,
-                owner: Some("bob".into()),
-            };
+            let update = fixtures::update(1, b"new", NOW + HOUR, Some("bob"));
             store.update(&r.key, update, NOW).await.map(drop)
         },
         |store, r, done| async move {
@@ -206,8 +164,8 @@ async fn an_interrupted_update_that_changes_the_owner_and_shortens_the_expiry_is
             } else {
                 (vec![r.key], vec![])
             };
-            assert_eq!(listed(&store, "ann").await, ann);
-            assert_eq!(listed(&store, "bob").await, bob);
+            assert_eq!(listed(&store, "ann", NOW).await, ann);
+            assert_eq!(listed(&store, "bob", NOW).await, bob);
         },
     )
     .await;
@@ -219,8 +177,7 @@ async fn an_interrupted_update_that_changes_the_owner_and_shortens_the_expiry_is
 async fn an_interrupted_create_over_an_expired_session_of_another_owner_is_old_or_new() {
     let writes = every_prefix(
         |store| async move {
-            let stale = record(NOW - 2 * HOUR, HOUR, Some("cat"));
-            store.create(stale.clone(), stale.created_at).await.expect("create");
+            let stale = stored(&store, Some("cat"), NOW - 2 * HOUR, HOUR).await;
             Record {
                 created_at: NOW,
                 expires_at: NOW + HOUR,
@@ -233,8 +190,8 @@ async fn an_interrupted_create_over_an_expired_session_of_another_owner_is_old_o
             let found = store.load(&fresh.key, NOW).await.expect("load");
             assert!(found.is_none() || found.as_ref() == Some(&fresh), "{found:?}");
             assert!(!done || found.is_some());
-            assert_eq!(listed(&store, "ann").await, Vec::from_iter(found.map(|r| r.key)));
-            assert_eq!(listed(&store, "cat").await, []);
+            assert_eq!(listed(&store, "ann", NOW).await, Vec::from_iter(found.map(|r| r.key)));
+            assert_eq!(listed(&store, "cat", NOW).await, []);
         },
     )
     .await;
@@ -245,17 +202,13 @@ async fn an_interrupted_create_over_an_expired_session_of_another_owner_is_old_o
 #[tokio::test]
 async fn an_interrupted_delete_or_delete_by_owner_leaves_whole_sessions() {
     let writes = every_prefix(
-        |store| async move {
-            let r = record(NOW, HOUR, Some("ann"));
-            store.create(r.clone(), NOW).await.expect("create");
-            r
-        },
+        |store| async move { stored(&store, Some("ann"), NOW, HOUR).await },
         |store, r| async move { store.delete(&r.key, NOW).await.map(drop) },
         |store, r, done| async move {
             let found = store.load(&r.key, NOW).await.expect("load");
             assert!(found.is_none() || found.as_ref() == Some(&r), "{found:?}");
             assert!(!done || found.is_none());
-            assert_eq!(listed(&store, "ann").await, Vec::from_iter(found.map(|r| r.key)));
+            assert_eq!(listed(&store, "ann", NOW).await, Vec::from_iter(found.map(|r| r.key)));
         },
     )
     .await;
@@ -266,9 +219,7 @@ async fn an_interrupted_delete_or_delete_by_owner_leaves_whole_sessions() {
         |store| async move {
             let mut sessions = Vec::new();
             for _ in 0..3 {
-                let r = record(NOW, HOUR, Some("ann"));
-                store.create(r.clone(), NOW).await.expect("create");
-                sessions.push(r);
+                sessions.push(stored(&store, Some("ann"), NOW, HOUR).await);
             }
             sessions
         },
@@ -283,7 +234,7 @@ async fn an_interrupted_delete_or_delete_by_owner_leaves_whole_sessions() {
             }
             live.sort();
             assert!(!done || live.is_empty());
-            assert_eq!(listed(&store, "ann").await, live);
+            assert_eq!(listed(&store, "ann", NOW).await, live);
         },
     )
     .await;
@@ -296,17 +247,14 @@ async fn an_interrupted_sweep_keeps_live_sessions_and_marks_in_force_indexed() {
     every_prefix(
         |store| async move {
             // Expired by NOW.
-            let expired = record(t0, HOUR, Some("ann"));
+            let expired = stored(&store, Some("ann"), t0, HOUR).await;
             // Renewed past NOW: its entry stays at its first expiry, and the
             // sweep files it again.
-            let renewed = record(t0, HOUR, Some("bob"));
+            let renewed = stored(&store, Some("bob"), t0, HOUR).await;
             // Rotated at t0: its mark ended long before NOW.
-            let rotated = record(t0, 3 * HOUR, None);
-            for r in [&expired, &renewed, &rotated] {
-                store.create(r.clone(), t0).await.expect("create");
-            }
+            let rotated = stored(&store, None, t0, 3 * HOUR).await;
             assert!(store.touch(&renewed.key, NOW + HOUR, t0).await.expect("touch"));
-            let moved = SessionId::generate().expect("OS random source").store_key();
+            let moved = fresh_key();
             store.rotate(&rotated.key, &moved, None, t0).await.expect("rotate");
             (expired, renewed, rotated.key, moved)
         },
@@ -316,7 +264,7 @@ async fn an_interrupted_sweep_keeps_live_sessions_and_marks_in_force_indexed() {
             let kept = store.load(&renewed.key, NOW).await.expect("load").expect("live");
             assert_eq!(kept.expires_at, NOW + HOUR);
             assert!(store.load(&moved, NOW).await.expect("load").is_some());
-            assert_eq!(listed(&store, "bob").await, vec![renewed.key]);
+            assert_eq!(listed(&store, "bob", NOW).await, vec![renewed.key]);
             // What it removes, at once or not yet (seen by a caller whose
             // clock is behind).
             let early = t0 + Duration::from_secs(1);

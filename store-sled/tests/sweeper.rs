@@ -1,33 +1,16 @@
 //! The background sweeper removes what is expired by its clock, leaves live
 //! sessions alone, and ends with the store.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, Clock, ManualClock, ROTATION_MARK_TTL, Record, SessionId, SessionStore, Timestamp};
-use store_sled::{FlushPolicy, SledStore};
-
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn record(now: Timestamp, ttl: Duration) -> Record {
-    Record {
-        key: SessionId::generate().expect("OS random source").store_key(),
-        version: 1,
-        data: Bytes::from_static(b"\x01\x00"),
-        created_at: now,
-        expires_at: now + ttl,
-        owner: Some("dora".into()),
-    }
-}
-
-/// A store in `dir` with no sweeper: `delete_expired` runs only when a test
-/// calls it.
-fn without_sweeper(dir: &std::path::Path) -> SledStore {
-    SledStore::builder(dir.join("db"))
-        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
-        .open()
-        .expect("open")
-}
+use conformance::fixtures::{self, HOUR};
+use conformance::fresh_key;
+use session_core::{Clock, ManualClock, ROTATION_MARK_TTL, Record, SessionStore, Timestamp};
+use store_sled::SledStore;
+use support::{builder, listed, stored, temporary_store};
 
 /// Polls `done` until it holds; fails after 20 s. Waiting for a condition,
 /// not sleeping for an assumed duration.
@@ -44,18 +27,18 @@ async fn the_sweeper_removes_expired_sessions_by_its_clock_and_keeps_live_ones()
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::starting_now());
     let now = clock.now();
-    let store = SledStore::builder(dir.path().join("db"))
-        .cache_capacity(4 * 1024 * 1024)
-        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+    let store = builder(&dir.path().join("db"))
         .sweeper(Duration::from_millis(10), 3)
         .sweeper_clock(Arc::clone(&clock) as Arc<dyn Clock>)
         .open()
         .expect("open");
     let sweeper = store.sweeper_task_for_tests().expect("a sweeper was asked for");
-    let short: Vec<Record> = (0..10).map(|_| record(now, HOUR)).collect();
-    let long: Vec<Record> = (0..4).map(|_| record(now, 3 * HOUR)).collect();
-    for r in short.iter().chain(&long) {
-        store.create(r.clone(), now).await.expect("create");
+    for _ in 0..10 {
+        stored(&store, Some("dora"), now, HOUR).await;
+    }
+    let mut long = Vec::new();
+    for _ in 0..4 {
+        long.push(stored(&store, Some("dora"), now, 3 * HOUR).await);
     }
     // Nothing is expired yet by the sweeper's clock: a few sweeps pass and
     // every record stays.
@@ -67,7 +50,7 @@ async fn the_sweeper_removes_expired_sessions_by_its_clock_and_keeps_live_ones()
     for r in &long {
         assert_eq!(store.load(&r.key, clock.now()).await.expect("load").as_ref(), Some(r));
     }
-    assert_eq!(store.list_by_owner("dora", clock.now()).await.expect("list").len(), 4);
+    assert_eq!(listed(&store, "dora", clock.now()).await.len(), 4);
     assert_eq!(store.verify_indexes().expect("consistent"), 4);
 }
 
@@ -75,8 +58,7 @@ async fn the_sweeper_removes_expired_sessions_by_its_clock_and_keeps_live_ones()
 async fn the_sweeper_stops_when_the_store_is_dropped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
-    let store = SledStore::builder(&path)
-        .flush_policy(FlushPolicy::Periodic(Duration::from_millis(100)))
+    let store = builder(&path)
         .sweeper(Duration::from_secs(3600), 100)
         .open()
         .expect("open");
@@ -86,31 +68,17 @@ async fn the_sweeper_stops_when_the_store_is_dropped() {
     // The task ends at once, without waiting for its hour-long period...
     eventually("the sweeper task ended", || sweeper.is_finished()).await;
     // ...and it held nothing open: the directory reopens.
-    SledStore::builder(&path)
-        .open()
-        .expect("reopen after the sweeper stopped");
-}
-
-#[test]
-fn a_sweeper_needs_a_runtime() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let err = SledStore::builder(dir.path().join("db"))
-        .sweeper(Duration::from_secs(1), 10)
-        .open()
-        .expect_err("no runtime here");
-    assert!(err.to_string().contains("tokio runtime"), "{err}");
+    SledStore::open(&path).expect("reopen after the sweeper stopped");
 }
 
 #[tokio::test]
 async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = without_sweeper(dir.path());
+    let (_dir, store) = temporary_store();
     // Timestamps around zero and negative ones sort correctly too.
     let base = Timestamp::from_millis(-5_000);
     let mut records = Vec::new();
     for i in 0..10u64 {
-        let mut r = record(base, Duration::from_millis(1_000 * (10 - i)));
-        r.owner = None;
+        let r = fixtures::record(fresh_key(), base, Duration::from_millis(1_000 * (10 - i)));
         store
             .create(r.clone(), Timestamp::from_millis(-10_000))
             .await
@@ -146,14 +114,10 @@ async fn delete_expired_walks_in_expiry_order_and_counts_only_what_it_removed() 
 
 #[tokio::test]
 async fn a_renewed_session_is_refiled_by_the_sweep_not_removed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = without_sweeper(dir.path());
+    let (_dir, store) = temporary_store();
     let now = Timestamp::from_millis(1_000_000);
-    let renewed = record(now, HOUR);
-    let left = record(now, HOUR);
-    for r in [&renewed, &left] {
-        store.create(r.clone(), now).await.expect("create");
-    }
+    let renewed = stored(&store, Some("dora"), now, HOUR).await;
+    stored(&store, Some("dora"), now, HOUR).await;
     // A renewal writes only the record: its index entry stays at the first
     // expiry, which is allowed (never later than the expiry).
     assert!(store.touch(&renewed.key, now + 3 * HOUR, now).await.expect("touch"));
@@ -173,27 +137,25 @@ async fn a_renewed_session_is_refiled_by_the_sweep_not_removed() {
     assert_eq!(store.verify_indexes().expect("consistent"), 1);
     assert_eq!(store.leftover_index_entries().expect("scan"), 0);
     assert_eq!(store.delete_expired(later, 100).await.expect("nothing more"), 0);
-    assert_eq!(store.list_by_owner("dora", later).await.expect("list").len(), 1);
+    assert_eq!(listed(&store, "dora", later).await, [renewed.key]);
 
     // At its own expiry it goes too.
     assert_eq!(store.delete_expired(now + 3 * HOUR, 100).await.expect("sweep"), 1);
     assert!(store.is_empty());
     assert_eq!(store.leftover_index_entries().expect("scan"), 0);
-    assert_eq!(store.list_by_owner("dora", later).await.expect("list"), []);
+    assert_eq!(listed(&store, "dora", later).await, []);
 }
 
 #[tokio::test]
 async fn a_deleted_sessions_expiry_entry_is_dropped_by_the_sweep_at_its_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = without_sweeper(dir.path());
+    let (_dir, store) = temporary_store();
     let now = Timestamp::from_millis(5_000_000);
-    let gone = record(now, HOUR);
-    store.create(gone.clone(), now).await.expect("create");
+    let gone = stored(&store, Some("dora"), now, HOUR).await;
     assert!(store.delete(&gone.key, now).await.expect("delete"));
     // The delete removed the record and its owner entry; the expiry entry
     // waits for the sweep.
     assert_eq!(store.leftover_index_entries().expect("scan"), 1);
-    assert_eq!(store.list_by_owner("dora", now).await.expect("list"), []);
+    assert_eq!(listed(&store, "dora", now).await, []);
     assert_eq!(store.delete_expired(now + HOUR / 2, 10).await.expect("too early"), 0);
     assert_eq!(store.leftover_index_entries().expect("scan"), 1);
     assert_eq!(
@@ -206,13 +168,11 @@ async fn a_deleted_sessions_expiry_entry_is_dropped_by_the_sweep_at_its_time() {
 
 #[tokio::test]
 async fn a_rotation_mark_is_filed_under_its_end_and_swept_then_uncounted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = without_sweeper(dir.path());
+    let (_dir, store) = temporary_store();
     let now = Timestamp::from_millis(9_000_000);
     let ms = Duration::from_millis(1);
-    let r = record(now, HOUR);
-    store.create(r.clone(), now).await.expect("create");
-    let new_key = SessionId::generate().expect("OS random source").store_key();
+    let r = stored(&store, Some("dora"), now, HOUR).await;
+    let new_key = fresh_key();
     let moved = store.rotate(&r.key, &new_key, Some("erin"), now).await.expect("rotate");
     assert_eq!(moved.owner.as_deref(), Some("erin"));
     // The moved record and the mark; only the record counts as a session.
@@ -221,8 +181,8 @@ async fn a_rotation_mark_is_filed_under_its_end_and_swept_then_uncounted() {
     assert_eq!(store.len(), 2);
     assert_eq!(store.verify_indexes().expect("consistent"), 1);
     assert_eq!(store.leftover_index_entries().expect("scan"), 1);
-    assert_eq!(store.list_by_owner("dora", now).await.expect("list"), []);
-    assert_eq!(store.list_by_owner("erin", now).await.expect("list").len(), 1);
+    assert_eq!(listed(&store, "dora", now).await, []);
+    assert_eq!(listed(&store, "erin", now).await.len(), 1);
 
     // Still in force a millisecond before its end: the sweep keeps it.
     let end = now + ROTATION_MARK_TTL;
@@ -242,21 +202,21 @@ async fn a_rotation_mark_is_filed_under_its_end_and_swept_then_uncounted() {
 
 #[tokio::test]
 async fn a_deleted_or_replaced_mark_leaves_only_an_entry_for_the_sweep() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = without_sweeper(dir.path());
+    let (_dir, store) = temporary_store();
     let now = Timestamp::from_millis(12_000_000);
-    let (deleted, replaced) = (record(now, HOUR), record(now, HOUR));
+    let deleted = stored(&store, Some("dora"), now, HOUR).await;
+    let replaced = stored(&store, Some("dora"), now, HOUR).await;
     for r in [&deleted, &replaced] {
-        store.create(r.clone(), now).await.expect("create");
-        let to = SessionId::generate().expect("OS random source").store_key();
-        store.rotate(&r.key, &to, None, now).await.expect("rotate");
+        store.rotate(&r.key, &fresh_key(), None, now).await.expect("rotate");
     }
     assert!(
         !store.delete(&deleted.key, now).await.expect("delete"),
         "a mark is not live"
     );
-    let mut again = record(now, 2 * HOUR);
-    again.key = replaced.key;
+    let again = Record {
+        expires_at: now + 2 * HOUR,
+        ..replaced.clone()
+    };
     store.create(again.clone(), now).await.expect("create over a mark");
     assert!(!store.was_rotated(&deleted.key, now).await.expect("was_rotated"));
     assert!(!store.was_rotated(&replaced.key, now).await.expect("was_rotated"));
