@@ -82,7 +82,11 @@ pub async fn renewal_writes_only_when_the_threshold_is_crossed<F: StoreFactory>(
     let s = m.create(None).await.expect("create");
     let first = stored_expiry(&ctx, s.id()).await;
     ctx.clock.advance(HOUR - Duration::from_secs(60));
-    assert!(m.load(s.id()).await.expect("load").is_some());
+    let unrenewed = m.load(s.id()).await.expect("load").expect("live");
+    assert!(
+        !unrenewed.renewed_on_load(),
+        "a load that did not touch says it renewed"
+    );
     assert_eq!(
         stored_expiry(&ctx, s.id()).await,
         first,
@@ -94,6 +98,7 @@ pub async fn renewal_writes_only_when_the_threshold_is_crossed<F: StoreFactory>(
     assert_eq!(renewed, Some(ctx.now() + 2 * HOUR));
     assert_eq!(loaded.expires_at(), ctx.now() + 2 * HOUR);
     assert_eq!(loaded.version(), 1, "renewal is not a data write");
+    assert!(loaded.renewed_on_load(), "a load that touched does not say so");
 }
 
 /// Rotation gives a new id, kills the old one, keeps data and owner, and

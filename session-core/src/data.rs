@@ -76,6 +76,40 @@ impl SessionData {
         }
     }
 
+    /// The stored bytes of the value under `key`, exactly as the map keeps
+    /// them (the value's own postcard encoding), without decoding them.
+    ///
+    /// For code that moves values between two copies of a session without
+    /// knowing their types: the HTTP layer records the raw bytes a request
+    /// wrote so that it can re-apply them onto a fresher copy after a
+    /// version conflict.
+    ///
+    /// ```
+    /// use session_core::SessionData;
+    ///
+    /// let mut a = SessionData::new();
+    /// a.insert("cart", &vec![3u32, 4])?;
+    /// let raw = a.get_raw("cart").expect("present").to_vec();
+    ///
+    /// let mut b = SessionData::new();
+    /// b.insert_raw("cart", raw);
+    /// assert_eq!(b.get::<Vec<u32>>("cart")?, Some(vec![3, 4]));
+    /// assert_eq!(a.get_raw("missing"), None);
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn get_raw(&self, key: &str) -> Option<&[u8]> {
+        self.values.get(key).map(Vec::as_slice)
+    }
+
+    /// Stores `bytes` under `key` as they are, replacing any previous value:
+    /// the counterpart of [`get_raw`](Self::get_raw). The bytes should be a
+    /// value's encoding taken from `get_raw`; anything else makes a later
+    /// typed [`get`](Self::get) of `key` fail with [`Error::Corrupt`] (never
+    /// panic), as any foreign bytes do.
+    pub fn insert_raw(&mut self, key: impl Into<String>, bytes: Vec<u8>) {
+        self.values.insert(key.into(), bytes);
+    }
+
     /// Removes `key`; returns whether it was present.
     pub fn remove(&mut self, key: &str) -> bool {
         self.values.remove(key).is_some()
@@ -245,6 +279,24 @@ mod tests {
         let mut d = SessionData::new();
         assert!(matches!(d.insert("u", &Unsized), Err(Error::Serialize(_))));
         assert!(d.is_empty(), "a failed insert changes nothing");
+    }
+
+    #[test]
+    fn raw_bytes_move_a_value_between_copies_unchanged() {
+        let mut a = SessionData::new();
+        a.insert("n", &41_u64).expect("encode");
+        a.insert("s", "text").expect("encode");
+        let mut b = SessionData::new();
+        b.insert("n", &0_u64).expect("encode");
+        for key in ["n", "s"] {
+            b.insert_raw(key, a.get_raw(key).expect("present").to_vec());
+        }
+        assert_eq!(a, b);
+        assert_eq!(b.get::<u64>("n").expect("typed"), Some(41));
+        // Foreign raw bytes are a typed error later, never a panic.
+        b.insert_raw("bad", vec![0xff; 11]);
+        assert!(matches!(b.get::<u64>("bad"), Err(Error::Corrupt(_))));
+        assert_eq!(SessionData::decode(&b.encode()).expect("round trip"), b);
     }
 
     #[test]

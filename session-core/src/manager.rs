@@ -119,6 +119,8 @@ pub struct Session {
     expires_at: Timestamp,
     owner: Option<String>,
     dirty: bool,
+    // Set only by `SessionManager::load` when its `touch` moved the deadline.
+    renewed: bool,
 }
 
 impl Session {
@@ -184,6 +186,16 @@ impl Session {
     /// Whether there are unsaved changes.
     pub fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// Whether the [`SessionManager::load`] that returned this copy renewed
+    /// the session (its one `touch` moved [`expires_at`](Self::expires_at)
+    /// later). False for copies from any other call.
+    ///
+    /// The HTTP layer refreshes a persistent cookie's `Max-Age` when the
+    /// deadline moved, and learns from this that a read moved it.
+    pub fn renewed_on_load(&self) -> bool {
+        self.renewed
     }
 }
 
@@ -357,6 +369,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
             expires_at,
             owner,
             dirty: false,
+            renewed: false,
         })
     }
 
@@ -381,6 +394,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         };
         let data = SessionData::decode(&record.data)?;
         let mut expires_at = record.expires_at;
+        let mut was_renewed = false;
         let renewed = self.renewed_expiry(record.created_at, now);
         if now.until(record.expires_at) < self.config.renewal_threshold && renewed > record.expires_at {
             if !self.store.touch(&key, renewed, now).await? {
@@ -389,6 +403,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
             }
             tracing::trace!(key = %key.short(), "session renewed");
             expires_at = renewed;
+            was_renewed = true;
         }
         Ok(Some(Session {
             id: id.clone(),
@@ -399,6 +414,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
             expires_at,
             owner: record.owner,
             dirty: false,
+            renewed: was_renewed,
         }))
     }
 
@@ -432,6 +448,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         session.version = self.store.update(&session.key, update, now).await?;
         session.expires_at = expires_at;
         session.dirty = false;
+        session.renewed = false;
         Ok(())
     }
 
@@ -513,6 +530,7 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         session.expires_at = record.expires_at;
         session.owner = record.owner;
         session.dirty = false;
+        session.renewed = false;
         session.data = SessionData::decode(&record.data)?;
         Ok(())
     }

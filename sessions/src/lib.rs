@@ -11,6 +11,11 @@
 //! | `postgres` | `PostgresStore` | sessions in the application's PostgreSQL, durable by default |
 //! | `sled` | `SledStore` | one process, sessions survive a restart, no server |
 //!
+//! The HTTP layer ([`session_tower`]) comes with the `tower` feature, as
+//! [`sessions::http`](http) plus [`SessionLayer`], [`SessionConfig`] and
+//! [`CsrfLayer`] here; the `axum` feature makes its handle,
+//! `sessions::http::Session`, an axum extractor.
+//!
 //! Everything of [`session_core`] is re-exported here: use
 //! [`SessionManager`] in the application, [`SessionStore`] to write or wrap a
 //! backend.
@@ -45,3 +50,24 @@ pub use store_postgres::{PostgresStore, PostgresStoreBuilder};
 
 #[cfg(feature = "sled")]
 pub use store_sled::{FlushPolicy, SledStore, SledStoreBuilder};
+
+/// The HTTP layer (feature `tower`): everything of [`session_tower`]. Its
+/// per-request handle is `sessions::http::Session`; the crate root's
+/// [`Session`] is the manager's copy of a stored session.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sessions::{Config, MemoryStore, SessionConfig, SessionLayer, SessionManager};
+///
+/// # fn main() -> Result<(), sessions::Error> {
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default())?;
+/// let layer = SessionLayer::new(manager, SessionConfig::default())?;
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "tower")]
+pub use session_tower as http;
+
+#[cfg(feature = "tower")]
+pub use session_tower::{CsrfLayer, SessionConfig, SessionLayer};
