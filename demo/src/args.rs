@@ -13,6 +13,9 @@ pub enum StoreChoice {
     /// Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), keys under
     /// `demo:`.
     Redis,
+    /// PostgreSQL at `DATABASE_URL` (default
+    /// `postgres://postgres@127.0.0.1:5432/test`), table `demo_sessions`.
+    Postgres,
 }
 
 impl StoreChoice {
@@ -22,6 +25,7 @@ impl StoreChoice {
             StoreChoice::Memory => "memory",
             StoreChoice::Sled => "sled",
             StoreChoice::Redis => "redis",
+            StoreChoice::Postgres => "postgres",
         }
     }
 }
@@ -29,7 +33,7 @@ impl StoreChoice {
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
-    /// `--store memory|sled|redis` (default `sled`).
+    /// `--store memory|sled|redis|postgres` (default `sled`).
     pub store: StoreChoice,
     /// `--addr` (default `127.0.0.1:3000`; port 0 picks a free one).
     pub addr: SocketAddr,
@@ -48,10 +52,11 @@ pub fn default_data_dir() -> PathBuf {
 
 /// What `--help` prints.
 pub const USAGE: &str = "\
-usage: demo [--store memory|sled|redis] [--addr HOST:PORT] [--data-dir DIR] [--insecure-cookies]
+usage: demo [--store memory|sled|redis|postgres] [--addr HOST:PORT] [--data-dir DIR] [--insecure-cookies]
 
   --store             where sessions live (default: sled, in the data directory;
-                      redis at REDIS_URL, default redis://127.0.0.1:6379)
+                      redis at REDIS_URL, default redis://127.0.0.1:6379;
+                      postgres at DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
   --addr              address to listen on (default: 127.0.0.1:3000; port 0 picks one)
   --data-dir          sled's directory (default: target/demo-data of the workspace)
   --insecure-cookies  cookie `id` without Secure, for browsers that refuse Secure
@@ -87,7 +92,12 @@ impl Args {
                         "memory" => StoreChoice::Memory,
                         "sled" => StoreChoice::Sled,
                         "redis" => StoreChoice::Redis,
-                        other => return Err(format!("unknown store {other:?}: use memory, sled or redis\n\n{USAGE}")),
+                        "postgres" => StoreChoice::Postgres,
+                        other => {
+                            return Err(format!(
+                                "unknown store {other:?}: use memory, sled, redis or postgres\n\n{USAGE}"
+                            ));
+                        }
                     }
                 }
                 "--addr" => {
@@ -133,6 +143,10 @@ mod tests {
         assert_eq!(a.data_dir, PathBuf::from("/tmp/x"));
         assert!(a.insecure_cookies);
         assert_eq!(parse(&["--store", "redis"]).expect("valid").store, StoreChoice::Redis);
+        assert_eq!(
+            parse(&["--store", "postgres"]).expect("valid").store,
+            StoreChoice::Postgres
+        );
         assert!(parse(&["--store", "mongo"]).is_err());
         assert!(parse(&["--addr"]).is_err());
         assert!(parse(&["--frobnicate"]).is_err());

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessions::http::{SessionConfig, SessionLayer};
-use sessions::{Config, FlushPolicy, MemoryStore, RedisStore, SessionManager, SessionStore, SledStore};
+use sessions::{
+    Config, FlushPolicy, MemoryStore, PostgresStore, RedisStore, SessionManager, SessionStore, SledStore, Timestamp,
+};
 
 pub use args::{Args, StoreChoice};
 
@@ -45,6 +47,25 @@ impl OpenStore {
 /// `REDIS_URL`, or the local default.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `DATABASE_URL`, or the local default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Removes expired sessions every minute, for a store whose server does not
+/// expire them by itself (PostgreSQL). Stops when the process does.
+fn sweep_every_minute(store: Arc<dyn SessionStore>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            // A failed sweep is retried at the next tick; sessions are never
+            // live past their deadline whether or not their rows are gone.
+            let _ = store.delete_expired(Timestamp::now(), 10_000).await;
+        }
+    });
 }
 
 /// Opens the store `args` ask for.
@@ -88,6 +109,22 @@ pub async fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
                 store: Arc::new(redis),
                 sled: None,
                 description: format!("redis at {url} (keys under demo:)"),
+            }
+        }
+        StoreChoice::Postgres => {
+            let url = database_url();
+            let pg = PostgresStore::builder()
+                .url(url.as_str())
+                .table("demo_sessions")
+                .connect()
+                .await?;
+            pg.migrate().await?;
+            let store: Arc<dyn SessionStore> = Arc::new(pg);
+            sweep_every_minute(Arc::clone(&store));
+            OpenStore {
+                store,
+                sled: None,
+                description: format!("postgres at {url} (table demo_sessions)"),
             }
         }
     })

@@ -1,4 +1,4 @@
-//! `cargo run -p demo [-- --store memory|sled --addr HOST:PORT --data-dir DIR]`
+//! `cargo run -p demo [-- --store memory|sled|redis|postgres --addr HOST:PORT --data-dir DIR]`
 
 use std::process::ExitCode;
 

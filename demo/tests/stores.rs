@@ -1,6 +1,7 @@
 //! The demo binary on each store it offers: it starts, says which store it
-//! uses, and logs a user in. Redis must answer at `REDIS_URL`: without it
-//! the test skips loudly, or fails under `SESSIONS_REQUIRE_SERVICES=1`.
+//! uses, and logs a user in. Redis must answer at `REDIS_URL` and
+//! PostgreSQL at `DATABASE_URL`: without them those tests skip loudly, or
+//! fail under `SESSIONS_REQUIRE_SERVICES=1`.
 
 mod support;
 
@@ -30,21 +31,45 @@ async fn the_demo_runs_on_sled_by_default() {
     logs_in_on(&["--data-dir", path_str(dir.path())], "store sled in").await;
 }
 
+/// Whether `host:port` answers; a loud skip (or a failure when services
+/// are required) otherwise.
+async fn reachable(what: &str, url: &str, host: &str) -> bool {
+    match tokio::net::TcpStream::connect(host).await {
+        Ok(_) => true,
+        Err(e) if conformance::services_required() => {
+            panic!("{what} at {url} is unreachable ({e}) and SESSIONS_REQUIRE_SERVICES=1")
+        }
+        Err(e) => {
+            conformance::announce_skip(what, &e);
+            false
+        }
+    }
+}
+
+/// `host:port` of a `scheme://[user@]host:port/...` URL.
+fn host_port(url: &str, default: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or("");
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() {
+        default.to_owned()
+    } else {
+        host.to_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_on_redis() {
     let url = demo::redis_url();
-    let host = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or("127.0.0.1:6379")
-        .to_owned();
-    if let Err(e) = tokio::net::TcpStream::connect(&host).await {
-        if conformance::services_required() {
-            panic!("Redis at {url} is unreachable ({e}) and SESSIONS_REQUIRE_SERVICES=1");
-        }
-        conformance::announce_skip("redis", &e);
-        return;
+    if reachable("redis", &url, &host_port(&url, "127.0.0.1:6379")).await {
+        logs_in_on(&["--store", "redis"], "store redis at").await;
     }
-    logs_in_on(&["--store", "redis"], "store redis at").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_postgres() {
+    let url = demo::database_url();
+    if reachable("postgres", &url, &host_port(&url, "127.0.0.1:5432")).await {
+        logs_in_on(&["--store", "postgres"], "store postgres at").await;
+    }
 }
