@@ -67,6 +67,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// A failure of the storage backend (connection, timeout, server error)
+    /// wrapping its cause; `retryable` says whether the same operation may
+    /// succeed if tried again. Every backend builds its `Backend` errors
+    /// with this.
+    ///
+    /// ```
+    /// use session_core::Error;
+    ///
+    /// let e = Error::backend("connection refused", true);
+    /// assert!(e.is_retryable());
+    /// ```
+    pub fn backend(source: impl Into<Box<dyn StdError + Send + Sync>>, retryable: bool) -> Self {
+        Error::Backend(BackendError::new(source, retryable))
+    }
+
     /// A backend failure that may succeed if retried (connection lost,
     /// timeout, server busy).
     pub fn backend_transient(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
