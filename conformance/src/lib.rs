@@ -7,15 +7,15 @@
 //! - one example test per rule of the contract (the documentation of
 //!   [`SessionStore`](session_core::SessionStore) and of
 //!   [`SessionManager`](session_core::SessionManager)), named after the rule
-//!   ([`rules`], [`manager_rules`]);
+//!   ([`rules`], one file per part of the contract, and [`rules::manager`]);
 //! - a model-based test: random operation sequences with clock advances,
 //!   compared step by step with a pure [`Model`] of the contract
-//!   ([`state_machine`]);
+//!   ([`rules::state_machine`]);
 //! - bad-input tests: malformed ids, oversized data, corrupted stored bytes;
 //! - a concurrent test: many tasks race on a few keys, every history is
-//!   recorded ([`history`]) and checked linearizable against the same model
-//!   ([`linearizability`], [`concurrent`]), plus race tests named after the
-//!   lesson each keeps ([`concurrent_races`]).
+//!   recorded ([`checker::history`]) and checked linearizable against the
+//!   same model ([`checker::linearizability`], [`rules::concurrent`]), plus
+//!   race tests named after the lesson each keeps ([`rules::races`]).
 //!
 //! It is not a benchmark and not a mock: give it a factory of real stores.
 //!
@@ -50,22 +50,16 @@
 //! state-machine cases (default 256); `SESSIONS_LINEARIZABILITY_ROUNDS` the
 //! number of rounds of the concurrent test (default 5).
 
-pub mod concurrent;
-pub mod concurrent_races;
+pub mod checker;
 pub mod fixtures;
 mod harness;
-pub mod history;
-pub mod linearizability;
-pub mod manager_rules;
-pub mod model;
 pub mod rules;
-pub mod state_machine;
 
+pub use checker::model::{Call, ErrorKind, Model, Op, Outcome};
 pub use harness::{
     Ctx, FOREIGN_DATA, HOUR, REQUIRE_SERVICES_ENV, StoreFactory, Unavailable, announce_skip, fresh_key, run,
     services_required,
 };
-pub use model::{Call, ErrorKind, Model, Op, Outcome};
 
 /// Expands to one `#[test]` per rule of the contract, each running against a
 /// fresh store from the factory expression (evaluated once per test).
@@ -73,71 +67,71 @@ pub use model::{Call, ErrorKind, Model, Op, Outcome};
 macro_rules! suite {
     ($factory:expr) => {
         $crate::suite!(@tests $factory;
-            rules::create_then_load_returns_the_record_at_version_1,
-            rules::update_increments_the_version_by_exactly_one,
-            rules::update_with_a_stale_version_gives_conflict_with_the_current_version,
-            rules::overwrite_writes_whatever_the_version_and_increments_it,
-            rules::overwrite_never_brings_a_session_back,
-            rules::touch_does_not_change_the_version,
-            rules::a_session_is_expired_exactly_at_expires_at,
-            rules::an_expired_session_is_absent_for_every_operation,
-            rules::create_over_an_expired_record_replaces_it,
-            rules::create_over_a_live_record_fails_and_changes_nothing,
-            rules::update_of_an_expired_session_gives_not_found_and_writes_nothing,
-            rules::update_of_a_deleted_session_gives_not_found,
-            rules::touch_extends_a_live_session,
-            rules::touch_never_shortens_a_session,
-            rules::touch_never_revives_an_expired_session,
-            rules::a_deleted_session_stays_deleted,
-            rules::rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key,
-            rules::rotate_can_set_the_owner_in_the_same_step,
-            rules::rotate_leaves_a_rotation_mark_for_a_minute_or_until_the_old_expiry,
-            rules::a_rotation_mark_is_not_a_session,
-            rules::was_rotated_is_false_for_keys_that_were_not_rotated,
-            rules::rotate_of_a_session_that_is_not_live_gives_not_found,
-            rules::rotate_onto_a_live_key_gives_already_exists_and_changes_nothing,
-            rules::rotate_onto_an_expired_key_replaces_it,
-            rules::delete_returns_true_only_for_a_live_record,
-            rules::list_by_owner_lists_only_the_live_sessions_of_that_owner,
-            rules::the_owner_index_follows_expiry_rotation_owner_change_and_deletion,
-            rules::delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live_ones,
-            rules::every_owner_the_contract_accepts_is_kept_apart,
-            rules::a_damaged_record_never_hides_an_owners_other_sessions,
-            rules::delete_expired_removes_only_expired_records_and_respects_limit,
-            rules::delete_expired_never_removes_a_renewed_session,
-            rules::data_is_stored_as_opaque_bytes_of_any_size,
-            manager_rules::loading_an_unknown_id_never_creates_a_session,
-            manager_rules::the_idle_timeout_ends_an_inactive_session,
-            manager_rules::the_absolute_timeout_ends_an_active_session,
-            manager_rules::renewal_writes_only_when_the_threshold_is_crossed,
-            manager_rules::rotation_keeps_data_owner_and_the_absolute_deadline,
-            manager_rules::rotation_never_lets_a_stale_copy_overwrite_a_newer_write,
-            manager_rules::login_rotates_and_sets_the_owner_in_one_step,
-            manager_rules::unusable_configurations_are_refused_when_the_manager_is_built,
-            manager_rules::owners_the_contract_refuses_are_refused_before_any_store_call,
-            manager_rules::saving_a_stale_session_gives_conflict,
-            manager_rules::update_with_under_contention_loses_no_update,
-            manager_rules::an_owner_can_end_only_their_own_sessions,
-            manager_rules::malformed_ids_are_refused_before_any_store_call,
-            manager_rules::oversized_data_is_refused_and_nothing_is_written,
-            manager_rules::corrupted_stored_bytes_give_corrupt,
-            manager_rules::foreign_data_gives_corrupt_through_the_manager,
-            manager_rules::no_record_holds_the_raw_token,
+            records::create_then_load_returns_the_record_at_version_1,
+            records::update_increments_the_version_by_exactly_one,
+            records::update_with_a_stale_version_gives_conflict_with_the_current_version,
+            records::overwrite_writes_whatever_the_version_and_increments_it,
+            records::overwrite_never_brings_a_session_back,
+            records::touch_does_not_change_the_version,
+            liveness::a_session_is_expired_exactly_at_expires_at,
+            liveness::an_expired_session_is_absent_for_every_operation,
+            liveness::create_over_an_expired_record_replaces_it,
+            liveness::create_over_a_live_record_fails_and_changes_nothing,
+            liveness::update_of_an_expired_session_gives_not_found_and_writes_nothing,
+            liveness::update_of_a_deleted_session_gives_not_found,
+            liveness::touch_extends_a_live_session,
+            liveness::touch_never_shortens_a_session,
+            liveness::touch_never_revives_an_expired_session,
+            liveness::a_deleted_session_stays_deleted,
+            rotation::rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key,
+            rotation::rotate_can_set_the_owner_in_the_same_step,
+            rotation::rotate_leaves_a_rotation_mark_for_a_minute_or_until_the_old_expiry,
+            rotation::a_rotation_mark_is_not_a_session,
+            rotation::was_rotated_is_false_for_keys_that_were_not_rotated,
+            rotation::rotate_of_a_session_that_is_not_live_gives_not_found,
+            rotation::rotate_onto_a_live_key_gives_already_exists_and_changes_nothing,
+            rotation::rotate_onto_an_expired_key_replaces_it,
+            rotation::delete_returns_true_only_for_a_live_record,
+            owners::list_by_owner_lists_only_the_live_sessions_of_that_owner,
+            owners::the_owner_index_follows_expiry_rotation_owner_change_and_deletion,
+            owners::delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live_ones,
+            owners::every_owner_the_contract_accepts_is_kept_apart,
+            owners::a_damaged_record_never_hides_an_owners_other_sessions,
+            sweep::delete_expired_removes_only_expired_records_and_respects_limit,
+            sweep::delete_expired_never_removes_a_renewed_session,
+            payloads::data_is_stored_as_opaque_bytes_of_any_size,
+            manager::loading_an_unknown_id_never_creates_a_session,
+            manager::the_idle_timeout_ends_an_inactive_session,
+            manager::the_absolute_timeout_ends_an_active_session,
+            manager::renewal_writes_only_when_the_threshold_is_crossed,
+            manager::rotation_keeps_data_owner_and_the_absolute_deadline,
+            manager::rotation_never_lets_a_stale_copy_overwrite_a_newer_write,
+            manager::login_rotates_and_sets_the_owner_in_one_step,
+            manager::unusable_configurations_are_refused_when_the_manager_is_built,
+            manager::owners_the_contract_refuses_are_refused_before_any_store_call,
+            manager::saving_a_stale_session_gives_conflict,
+            manager::update_with_under_contention_loses_no_update,
+            manager::an_owner_can_end_only_their_own_sessions,
+            manager::malformed_ids_are_refused_before_any_store_call,
+            manager::oversized_data_is_refused_and_nothing_is_written,
+            manager::corrupted_stored_bytes_give_corrupt,
+            manager::foreign_data_gives_corrupt_through_the_manager,
+            manager::no_record_holds_the_raw_token,
             state_machine::the_store_behaves_like_the_model_of_the_contract,
             concurrent::concurrent_histories_are_linearizable,
-            concurrent_races::an_update_racing_a_delete_never_resurrects,
-            concurrent_races::a_touch_racing_a_delete_never_resurrects,
-            concurrent_races::two_updates_of_the_same_version_exactly_one_wins,
-            concurrent_races::rotate_racing_update_lands_in_the_new_session_or_fails_with_not_found,
-            concurrent_races::update_with_from_32_tasks_loses_no_increment,
-            concurrent_races::a_login_racing_an_increment_loses_neither_write,
+            races::an_update_racing_a_delete_never_resurrects,
+            races::a_touch_racing_a_delete_never_resurrects,
+            races::two_updates_of_the_same_version_exactly_one_wins,
+            races::rotate_racing_update_lands_in_the_new_session_or_fails_with_not_found,
+            races::update_with_from_32_tasks_loses_no_increment,
+            races::a_login_racing_an_increment_loses_neither_write,
         );
     };
-    (@tests $factory:expr; $($module:ident :: $rule:ident),* $(,)?) => {
+    (@tests $factory:expr; $($file:ident :: $rule:ident),* $(,)?) => {
         $(
             #[test]
             fn $rule() {
-                $crate::run($factory, $crate::$module::$rule);
+                $crate::run($factory, $crate::rules::$file::$rule);
             }
         )*
     };

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use conformance::concurrent::{Workload, concurrent_histories_are_linearizable, record_round};
-use conformance::linearizability::{NotLinearizable, check};
+use conformance::checker::linearizability::{NotLinearizable, check};
+use conformance::rules::concurrent::{Workload, concurrent_histories_are_linearizable, record_round};
 use conformance::{StoreFactory, Unavailable};
 use session_core::{Error, Overwrite, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
 use store_memory::MemoryStore;
@@ -139,7 +139,7 @@ const MAX_ROUNDS: u64 = 20;
 /// linearizable; returns the round and the report.
 async fn first_failure(flaw: Flaw) -> Option<(u64, NotLinearizable)> {
     let workload = Workload::default();
-    let seed = conformance::concurrent::seed();
+    let seed = conformance::rules::concurrent::seed();
     for round in 0..MAX_ROUNDS {
         let history = record_round(broken(flaw), &workload, seed.wrapping_add(round)).await;
         if let Err(e) = check(&history) {
@@ -166,7 +166,7 @@ async fn passes_alone(flaw: Flaw) {
         ops_per_task: 1000,
         ..Workload::default()
     };
-    let history = record_round(broken(flaw), &workload, conformance::concurrent::seed()).await;
+    let history = record_round(broken(flaw), &workload, conformance::rules::concurrent::seed()).await;
     if let Err(e) = check(&history) {
         panic!("{flaw:?} is sequentially correct, yet a one-task history failed:\n{e}");
     }
@@ -292,7 +292,7 @@ impl SessionStore for Latent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_correct_store_with_latency_passes_and_is_checked_quickly() {
     let workload = Workload::default();
-    let seed = conformance::concurrent::seed();
+    let seed = conformance::rules::concurrent::seed();
     for round in 0..3 {
         let store = Arc::new(Latent(MemoryStore::new()));
         let history = record_round(store, &workload, seed.wrapping_add(round)).await;
@@ -313,7 +313,7 @@ async fn a_correct_store_with_latency_passes_and_is_checked_quickly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_correct_memory_store_passes_the_same_workload() {
     let workload = Workload::default();
-    let seed = conformance::concurrent::seed();
+    let seed = conformance::rules::concurrent::seed();
     for round in 0..3 {
         let store = Arc::new(MemoryStore::new());
         let history = record_round(store, &workload, seed.wrapping_add(round)).await;

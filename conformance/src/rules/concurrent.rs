@@ -47,10 +47,10 @@ use std::time::{Duration, Instant};
 
 use session_core::{Bytes, Clock, ManualClock, Overwrite, Record, SessionStore, StoreKey, Timestamp, Update};
 
+use crate::checker::history::{History, Recorder};
+use crate::checker::linearizability;
+use crate::checker::model::{Call, ErrorKind, Op, Outcome};
 use crate::harness::{Ctx, StoreFactory, fresh_key};
-use crate::history::{History, Recorder};
-use crate::linearizability;
-use crate::model::{Call, ErrorKind, Op, Outcome};
 
 /// Environment variable: how many rounds the concurrent rule runs.
 pub const ROUNDS_ENV: &str = "SESSIONS_LINEARIZABILITY_ROUNDS";

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use session_core::SessionStore;
 
-use crate::model::{Call, Outcome, execute};
+use crate::checker::model::{Call, Outcome, execute};
 
 /// One completed operation of a history.
 #[derive(Debug, Clone, PartialEq, Eq)]

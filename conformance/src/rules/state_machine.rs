@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use session_core::{Bytes, Overwrite, Record, StoreKey, Timestamp, Update};
 
+use crate::checker::model::{Call, Model, Op, execute};
 use crate::harness::{Ctx, HOUR, StoreFactory, fresh_key};
-use crate::model::{Call, Model, Op, execute};
 
 /// Cases per backend, unless the environment variable
 /// `SESSIONS_PROPTEST_CASES` says otherwise.
@@ -235,8 +235,8 @@ async fn run_case<F: StoreFactory>(ctx: &Ctx<F>, steps: &[Step]) -> Result<(), T
     }
 }
 
-fn short(o: &crate::model::Outcome) -> String {
-    use crate::model::Outcome::*;
+fn short(o: &crate::checker::model::Outcome) -> String {
+    use crate::checker::model::Outcome::*;
     match o {
         Loaded(Some(r)) => format!("Loaded(v{} owner={:?})", r.version, r.owner),
         Moved(r) => format!("Moved(v{} owner={:?})", r.version, r.owner),

@@ -63,8 +63,8 @@ use std::fmt;
 
 use session_core::StoreKey;
 
-use crate::history::{Event, History};
-use crate::model::{Model, Op, Outcome};
+use crate::checker::history::{Event, History};
+use crate::checker::model::{Model, Op, Outcome};
 
 /// What a successful check covered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -559,8 +559,8 @@ mod tests {
     use session_core::{Bytes, Record, Timestamp, Update};
 
     use super::*;
+    use crate::checker::model::{Call, ErrorKind};
     use crate::harness::fresh_key;
-    use crate::model::{Call, ErrorKind};
 
     const T0: Timestamp = Timestamp::from_millis(1_000_000);
     const HOUR: Duration = Duration::from_secs(3600);

@@ -3,7 +3,7 @@
 //! or more tasks released together by a barrier on a multi-thread runtime,
 //! many times over, and the outcome must be one the contract allows in
 //! *every* interleaving. They complement the linearizability rule
-//! ([`concurrent`](crate::concurrent)) with exact, readable assertions.
+//! ([`concurrent`](crate::rules::concurrent)) with exact, readable assertions.
 
 use std::sync::Arc;
 
