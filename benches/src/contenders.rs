@@ -64,11 +64,14 @@ pub enum Role {
     Raw,
     /// Another project's store, through its own trait; the crate name.
     Peer(String),
+    /// This workspace's backend through `compat-tower-sessions`' `TowerStore`,
+    /// driven as the tower-sessions peers are (feature `peers`).
+    Compat,
 }
 
 /// The name of a contender: its family and role. Its [`Display`](fmt::Display)
 /// form is the criterion function id: `memory`, `memory:raw`,
-/// `memory:peer:tower-sessions-moka-store`.
+/// `memory:peer:tower-sessions-moka-store`, `memory:compat`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContenderId {
     /// The family.
@@ -85,6 +88,7 @@ impl ContenderId {
         let role = match (parts.next(), parts.next()) {
             (None, _) => Role::Ours,
             (Some("raw"), None) => Role::Raw,
+            (Some("compat"), None) => Role::Compat,
             (Some("peer"), Some(name)) => Role::Peer(name.to_owned()),
             _ => return None,
         };
@@ -97,6 +101,7 @@ impl ContenderId {
             Role::Ours => format!("{} (ours)", self.backend.name()),
             Role::Raw => format!("{} raw", self.backend.name()),
             Role::Peer(name) => name.clone(),
+            Role::Compat => format!("{} (ours via tower-sessions)", self.backend.name()),
         }
     }
 }
@@ -107,6 +112,7 @@ impl fmt::Display for ContenderId {
             Role::Ours => write!(f, "{}", self.backend.name()),
             Role::Raw => write!(f, "{}:raw", self.backend.name()),
             Role::Peer(name) => write!(f, "{}:peer:{name}", self.backend.name()),
+            Role::Compat => write!(f, "{}:compat", self.backend.name()),
         }
     }
 }

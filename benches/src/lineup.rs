@@ -8,6 +8,10 @@
 //! backend takes a [`Backend`] variant, an entry here, its raw client in
 //! `contenders/` and its row in the README.
 //!
+//! With the peers comes one more contender per family, `compat`: our store
+//! (a second one, in its own namespace) through compat-tower-sessions'
+//! `TowerStore`, timed exactly as the tower-sessions peers are.
+//!
 //! A family with a [`Server`] joins when the server answers at its URL
 //! (`REDIS_URL` / `DATABASE_URL`, defaults: the local ports); otherwise it
 //! is skipped with a message. `SESSIONS_BENCH_BACKENDS=memory,sled` limits
@@ -103,7 +107,8 @@ pub const FAMILIES: [Family; 4] = [
 
 /// The contenders of one store size, and what was left out and why.
 pub struct Lineup {
-    /// In report order: per family, ours, raw, peers.
+    /// In report order: per family, ours, raw, peers, ours through the
+    /// tower-sessions adapter (`compat`, with the peers).
     pub contenders: Vec<Arc<dyn Contender>>,
     /// One line per family or contender that could not join.
     pub skipped: Vec<String>,
@@ -209,8 +214,17 @@ impl Lineup {
         self.add(ours);
         self.add((family.raw)(&url).await);
         #[cfg(feature = "peers")]
-        for peer in (family.peers)(&url).await {
-            self.add(peer);
+        {
+            for peer in (family.peers)(&url).await {
+                self.add(peer);
+            }
+            // A second store of ours, in its own namespace, so that it holds
+            // the same number of sessions as every other contender.
+            let compat = match (family.ours)(&url).await {
+                Ok((store, namespace)) => peers::compat(family.backend, store, namespace, family.preload_concurrency),
+                Err(e) => Err(e),
+            };
+            self.add(compat);
         }
     }
 

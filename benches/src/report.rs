@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::measurement::Measurement;
 
-pub use table::{all_results, format_ns, format_rate, table};
+pub use table::{all_results, compat_table, format_ns, format_rate, table};
 pub use targets::{TargetCheck, check_targets, targets_section};
 
 /// Writes the report (table, plots) into `out` and prints the table, the
@@ -32,6 +32,10 @@ pub fn publish(
                 println!("{preamble}");
             }
             println!("{table}");
+            let compat = compat_table(measurements);
+            if compat.lines().count() > 2 {
+                println!("Ours through the tower-sessions adapter (compat-tower-sessions):\n\n{compat}");
+            }
             println!("{}", targets_section(&check_targets(measurements)));
             println!("written: {}", out.join("report.md").display());
             std::process::ExitCode::SUCCESS
@@ -60,6 +64,15 @@ pub fn write(measurements: &[Measurement], out: &Path, preamble: &str) -> std::i
          peer rotate = delete + create.\n\n",
     );
     md.push_str(&table);
+    let compat = compat_table(measurements);
+    if compat.lines().count() > 2 {
+        md.push_str(
+            "\n## Through the tower-sessions adapter\n\nOur stores through compat-tower-sessions' \
+             `TowerStore`, driven as the tower-sessions peers are, beside the fastest \
+             tower-sessions store of the family and beside ours called directly.\n\n",
+        );
+        md.push_str(&compat);
+    }
     md.push_str("\n## Targets\n\nWhat each target means: the Targets section of `benches/README.md`.\n\n");
     md.push_str(&targets_section(&checks));
     md.push_str("\n## Plots\n\n");

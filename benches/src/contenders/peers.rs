@@ -4,7 +4,13 @@
 mod actix;
 mod tower;
 
+use std::sync::Arc;
+
+use session_core::SessionStore;
+
+use crate::Backend;
 use crate::contenders::{Made, made};
+use crate::namespace::Namespace;
 
 pub use actix::ActixRedis;
 pub use tower::{Preload, TowerPeer};
@@ -30,4 +36,18 @@ pub async fn redis(url: &str) -> Vec<Made> {
 /// tower-sessions-sqlx-store (PostgreSQL).
 pub async fn postgres(url: &str) -> Vec<Made> {
     vec![made(tower::sqlx_store(url).await)]
+}
+
+/// Our store of `backend` through compat-tower-sessions' `TowerStore`
+/// (tower-sessions 0.14, as the peers), in its own namespace: what a
+/// tower-sessions application gets when it swaps its store for ours. Its
+/// preload creates (`save` writes only sessions that exist) with the
+/// family's concurrency.
+pub fn compat(
+    backend: Backend,
+    store: Arc<dyn SessionStore>,
+    namespace: Option<Namespace>,
+    preload_concurrency: usize,
+) -> Made {
+    made(Ok(tower::compat_store(backend, store, namespace, preload_concurrency)))
 }

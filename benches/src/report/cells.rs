@@ -1,5 +1,7 @@
 //! What the report compares: per workload and family, our measurement, the
-//! raw client's and the fastest peer's, and the speed ratio between two.
+//! raw client's and the fastest peer's, ours through the tower-sessions
+//! adapter and the fastest tower-sessions store's, and the speed ratio
+//! between two.
 
 use std::collections::BTreeMap;
 
@@ -7,11 +9,26 @@ use crate::measurement::Measurement;
 use crate::workload::Workload;
 use crate::{Backend, Role};
 
-/// The measurements of one workload and family: ours, raw, peers.
+/// The measurements of one workload and family: ours, raw, peers, and ours
+/// through the tower-sessions adapter.
 pub(super) struct Cell<'a> {
     pub(super) ours: Option<&'a Measurement>,
     pub(super) raw: Option<&'a Measurement>,
     pub(super) best_peer: Option<&'a Measurement>,
+    /// Ours through compat-tower-sessions.
+    pub(super) compat: Option<&'a Measurement>,
+    /// The fastest tower-sessions store (a peer named `tower-sessions-*`):
+    /// what the adapter replaces.
+    pub(super) best_tower: Option<&'a Measurement>,
+}
+
+/// The prefix of the tower-sessions stores' crate names.
+const TOWER_STORE: &str = "tower-sessions-";
+
+fn faster<'a>(best: &mut Option<&'a Measurement>, m: &'a Measurement) {
+    if best.is_none_or(|b| m.ns_per_op < b.ns_per_op) {
+        *best = Some(m);
+    }
 }
 
 pub(super) fn cells(measurements: &[Measurement]) -> BTreeMap<(Workload, Backend), Cell<'_>> {
@@ -21,15 +38,19 @@ pub(super) fn cells(measurements: &[Measurement]) -> BTreeMap<(Workload, Backend
             ours: None,
             raw: None,
             best_peer: None,
+            compat: None,
+            best_tower: None,
         });
         match &m.contender.role {
             Role::Ours => cell.ours = Some(m),
             Role::Raw => cell.raw = Some(m),
-            Role::Peer(_) => {
-                if cell.best_peer.is_none_or(|best| m.ns_per_op < best.ns_per_op) {
-                    cell.best_peer = Some(m);
+            Role::Peer(name) => {
+                faster(&mut cell.best_peer, m);
+                if name.starts_with(TOWER_STORE) {
+                    faster(&mut cell.best_tower, m);
                 }
             }
+            Role::Compat => cell.compat = Some(m),
         }
     }
     out

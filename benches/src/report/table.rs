@@ -53,6 +53,33 @@ pub fn table(measurements: &[Measurement]) -> String {
     s
 }
 
+/// Ours through the tower-sessions adapter beside the fastest
+/// tower-sessions store of the family, and beside ours called directly; one
+/// row per workload and family where the adapter was measured.
+pub fn compat_table(measurements: &[Measurement]) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "| workload | backend | ours via tower-sessions: latency | throughput | fastest tower-sessions store | its latency | speed vs it | ours direct: latency |\n",
+    );
+    s.push_str("|---|---|---:|---:|---|---:|---:|---:|\n");
+    for ((workload, backend), cell) in cells(measurements) {
+        let Some(compat) = cell.compat else { continue };
+        let lat = |m: Option<&Measurement>| m.map_or("—".into(), |m| format_ns(m.latency_ns()));
+        let _ = writeln!(
+            s,
+            "| {workload} | {} | {} | {} | {} | {} | {} | {} |",
+            backend.name(),
+            format_ns(compat.latency_ns()),
+            format_rate(compat.ops_per_sec()),
+            cell.best_tower.map_or("—".into(), |m| m.contender.label()),
+            lat(cell.best_tower),
+            ratio(cell.best_tower.map(|t| speed(compat, t))),
+            lat(cell.ours),
+        );
+    }
+    s
+}
+
 /// Every measurement, one row each.
 pub fn all_results(measurements: &[Measurement]) -> String {
     let mut s = String::from("| workload | contender | latency | throughput |\n|---|---|---:|---:|\n");
@@ -87,6 +114,27 @@ mod tests {
         assert!(row.contains("| 0.80× |"), "{row}");
         assert!(row.contains("| tower-sessions-redis-store |"), "{row}");
         assert!(row.contains("| 1.25× |"), "{row}");
+        assert_eq!(table.lines().count(), 3);
+    }
+
+    #[test]
+    fn the_compat_table_compares_the_adapter_with_the_fastest_tower_sessions_store() {
+        let measurements = [
+            Measurement::of("load/256B/10k/c1", "redis", 40_000.0),
+            Measurement::of("load/256B/10k/c1", "redis:compat", 42_000.0),
+            // actix-session is a peer but no tower-sessions store.
+            Measurement::of("load/256B/10k/c1", "redis:peer:actix-session", 30_000.0),
+            Measurement::of("load/256B/10k/c1", "redis:peer:tower-sessions-redis-store", 63_000.0),
+            // No adapter measured: no row.
+            Measurement::of("load/256B/10k/c1", "memory", 400.0),
+        ];
+        let table = compat_table(&measurements);
+        let row = table.lines().nth(2).expect("one row under the header");
+        // 63 / 42 = 1.50x the fastest tower-sessions store.
+        assert!(
+            row.contains("| tower-sessions-redis-store | 63.00 µs | 1.50× | 40.00 µs |"),
+            "{row}"
+        );
         assert_eq!(table.lines().count(), 3);
     }
 }

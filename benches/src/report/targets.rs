@@ -35,6 +35,14 @@ impl TargetCheck {
 pub fn check_targets(measurements: &[Measurement]) -> Vec<TargetCheck> {
     let mut out = Vec::new();
     for ((workload, backend), cell) in cells(measurements) {
+        if let (Kind::Single(_), Some(compat), Some(tower)) = (workload.kind, cell.compat, cell.best_tower) {
+            out.push(TargetCheck {
+                target: "through tower-sessions, at least as fast as the fastest tower-sessions store",
+                what: format!("{workload} {} (vs {})", backend.name(), tower.contender.label()),
+                value: speed(compat, tower),
+                needed: 1.0,
+            });
+        }
         let Some(ours) = cell.ours else { continue };
         let what = format!("{workload} {}", backend.name());
         let networked = matches!(backend, Backend::Redis | Backend::Postgres);
@@ -140,6 +148,11 @@ mod tests {
             Measurement::of("mix/256B/10k/c8", "memory:peer:tower-sessions-moka-store", 140.0),
             // No raw and no peer measured: nothing to check.
             Measurement::of("load/256B/10k/c1", "sled", 1_000.0),
+            // The adapter against the fastest tower-sessions store only
+            // (the compat contender is no peer of ours).
+            Measurement::of("delete/256B/10k/c32", "memory:compat", 100.0),
+            Measurement::of("delete/256B/10k/c32", "memory:peer:tower-sessions-moka-store", 90.0),
+            Measurement::of("delete/256B/10k/c32", "memory:peer:tower-sessions-memory-store", 300.0),
         ];
         let checks = check_targets(&measurements);
         let find = |target: &str, what: &str| {
@@ -155,7 +168,9 @@ mod tests {
         // 1.4x the best peer misses the mix's 1.5x.
         let mix = find("web-shaped mix", "mix/256B/10k/c8 memory");
         assert!((mix.value - 1.4).abs() < 1e-9 && !mix.met());
-        assert_eq!(checks.len(), 3);
+        let compat = find("through tower-sessions", "delete/256B/10k/c32 memory");
+        assert!((compat.value - 0.9).abs() < 1e-9 && !compat.met(), "{compat:?}");
+        assert_eq!(checks.len(), 4);
         let section = targets_section(&checks);
         assert!(section.contains("| web-shaped mix ≥ 1.5× the best peer (memory, Redis) | 0 of 1 |"));
         assert!(section.contains("**1.40×** (needed 1.50×)"));

@@ -1,4 +1,5 @@
-//! Any tower-sessions store (0.14 core) as a contender.
+//! Any tower-sessions store (0.14 core) as a contender: the peers, and our
+//! stores through compat-tower-sessions' `TowerStore`.
 //!
 //! tower-sessions has no touch or rotate in its store trait: its session
 //! layer renews by saving the whole record, and `cycle_id` deletes the old
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use compat_tower_sessions::TowerStore;
 use parking_lot::Mutex;
 use session_core::StoreKey;
 use time::OffsetDateTime;
@@ -258,4 +260,23 @@ pub async fn sqlx_store(url: &str) -> Result<TowerPeer<tower_sessions_sqlx_store
         schema: Some(schema),
     });
     Ok(peer)
+}
+
+/// One of our stores through `TowerStore`, as the `compat` contender of
+/// `backend`; its cleanup removes `namespace`.
+pub fn compat_store(
+    backend: Backend,
+    store: Arc<dyn session_core::SessionStore>,
+    namespace: Option<Namespace>,
+    preload_concurrency: usize,
+) -> TowerPeer<TowerStore<Arc<dyn session_core::SessionStore>>> {
+    let mut peer = TowerPeer::new(
+        backend,
+        "compat-tower-sessions",
+        TowerStore::new(store),
+        Preload::Create(preload_concurrency),
+    );
+    peer.id.role = Role::Compat;
+    peer.namespace = namespace;
+    peer
 }
