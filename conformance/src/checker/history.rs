@@ -73,7 +73,7 @@ impl History {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use conformance::history::Recorder;
+/// use conformance::checker::history::Recorder;
 /// use conformance::{Call, Op, Outcome, fresh_key};
 /// use session_core::Timestamp;
 /// use store_memory::MemoryStore;
@@ -86,7 +86,7 @@ impl History {
 /// assert_eq!(recorder.record(&store, 0, call).await, Outcome::Loaded(None));
 /// let history = Arc::try_unwrap(recorder).ok().expect("one owner left").finish();
 /// assert_eq!(history.len(), 1);
-/// assert!(conformance::linearizability::check(&history).is_ok());
+/// assert!(conformance::checker::linearizability::check(&history).is_ok());
 /// # }
 /// ```
 #[derive(Debug, Default)]
