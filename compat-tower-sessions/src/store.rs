@@ -102,9 +102,10 @@ impl<S: SessionStore, C: Clock> TowerStore<S, C> {
                 done => return done,
             }
         }
-        Err(Error::backend_permanent(format!(
-            "tower create: {CREATE_ATTEMPTS} fresh session ids in a row were all taken"
-        )))
+        Err(Error::backend(
+            format!("tower create: {CREATE_ATTEMPTS} fresh session ids in a row were all taken"),
+            false,
+        ))
     }
 
     /// tower's `save`: a blind write of a live session; nothing if the

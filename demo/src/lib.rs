@@ -81,10 +81,10 @@ pub async fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
         },
         StoreChoice::Sled => {
             std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-                sessions::Error::backend_permanent(format!(
-                    "cannot create the data directory {}: {e}",
-                    args.data_dir.display()
-                ))
+                sessions::Error::backend(
+                    format!("cannot create the data directory {}: {e}", args.data_dir.display()),
+                    false,
+                )
             })?;
             let sled = Arc::new(
                 SledStore::builder(&args.data_dir)

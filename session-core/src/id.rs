@@ -53,8 +53,7 @@ impl SessionId {
     /// source, which must never be papered over with a weaker one.
     pub fn generate() -> Result<Self, Error> {
         let mut bytes = [0u8; SESSION_ID_BYTES];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| Error::backend_permanent(format!("the OS random source failed: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(|e| Error::backend(format!("the OS random source failed: {e}"), false))?;
         Ok(Self::from_bytes(bytes))
     }
 

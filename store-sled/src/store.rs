@@ -154,7 +154,7 @@ impl SledStore {
                 runtime
                     .spawn_blocking(move || op(&database))
                     .await
-                    .map_err(|e| Error::backend_transient(format!("sled operation task failed: {e}")))?
+                    .map_err(|e| Error::backend(format!("sled operation task failed: {e}"), true))?
             }
             Err(_) => op(&self.database),
         }

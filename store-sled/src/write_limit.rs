@@ -43,7 +43,7 @@ impl WriteLimit {
             left => Some(left - 1),
         });
         match counted {
-            Err(0) => Err(Error::backend_permanent("sled store: writes stopped by a test")),
+            Err(0) => Err(Error::backend("sled store: writes stopped by a test", false)),
             _ => Ok(()),
         }
     }

@@ -146,8 +146,8 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
     fn enter(&self, op: usize, writes: bool) -> Result<(), Error> {
         self.counters.0[op].fetch_add(1, Ordering::SeqCst);
         match self.failing.load(Ordering::SeqCst) {
-            1 => Err(Error::backend_transient("the test store is down")),
-            2 if writes => Err(Error::backend_transient("the test store refuses writes")),
+            1 => Err(Error::backend("the test store is down", true)),
+            2 if writes => Err(Error::backend("the test store refuses writes", true)),
             _ => Ok(()),
         }
     }
