@@ -10,8 +10,9 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::error::ConfigError;
 use crate::pool::Pool;
+use crate::store::PostgresStore;
+use crate::table::Table;
 use crate::table::TableName;
-use crate::{PostgresStore, Table};
 
 /// Default number of connections the store opens at most.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;

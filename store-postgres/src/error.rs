@@ -113,6 +113,21 @@ pub enum PostgresError {
         /// How many statements were sent.
         attempts: u32,
     },
+    /// The server answered in a way the operation's statement cannot
+    /// (`expected` says what it must answer): the table is not what the
+    /// migrations made, or something between the store and the server
+    /// changed the reply. A retry would get the same answer.
+    #[error(
+        "PostgreSQL session store: `{op}` on table {table} got a reply its statement cannot give: expected {expected}; is the table the one the migrations made?"
+    )]
+    ImpossibleReply {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// What the statement always answers.
+        expected: &'static str,
+    },
     /// Every connection stayed busy for the whole acquire timeout.
     #[error("PostgreSQL session store: no connection became free within {} ms", .0.as_millis())]
     AcquireTimeout(Duration),

@@ -1,5 +1,5 @@
-//! The store's table name: validated once at configuration, then quoted into
-//! every statement.
+//! The store's table: its name, validated once at configuration and then
+//! quoted into every statement, and [`Table`], everything built from it.
 //!
 //! sqlx 0.9 only takes `&'static str` or an explicitly asserted string as SQL,
 //! because a name spliced into SQL is an injection risk. The table name is the
@@ -7,7 +7,8 @@
 //! identifier grammar here and always written quoted: no value that passes
 //! [`validate`] can change the meaning of a statement.
 
-use crate::ConfigError;
+use crate::error::ConfigError;
+use crate::statements::{self, Statements};
 
 /// Longest accepted table name. PostgreSQL truncates identifiers at 63 bytes;
 /// the store derives `<table>_migrations`, `<table>_expires_at`,
@@ -74,6 +75,28 @@ impl TableName {
 impl std::fmt::Display for TableName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// Everything that depends on the table name, built once per store (and
+/// per [`with_table`](crate::PostgresStore::with_table) sibling).
+pub(crate) struct Table {
+    pub(crate) name: TableName,
+    // `schema.table`, for messages.
+    pub(crate) display: String,
+    pub(crate) sql: Statements,
+    // The seed of this table's owner lock keys (see `statements::owner_lock_seed`).
+    pub(crate) lock_seed: i64,
+}
+
+impl Table {
+    pub(crate) fn new(name: TableName) -> Self {
+        Self {
+            display: name.to_string(),
+            sql: Statements::new(&name),
+            lock_seed: statements::owner_lock_seed(&name),
+            name,
+        }
     }
 }
 
