@@ -1,45 +1,18 @@
 //! How PostgreSQL and sqlx failures become the contract's [`Error`].
 //!
-//! Every failure of the server or the connection is an [`Error::Backend`]
-//! whose source is a [`PostgresError`] naming the operation and the table;
-//! [`Error::is_retryable`] tells whether trying again may help. Bytes that
-//! cannot be read back as a record are [`Error::Corrupt`]. Messages never
-//! contain a session key or data.
+//! Every failure of the server or the connection, and every reply the
+//! store's statements cannot give, is an [`Error::Backend`] (made with
+//! [`Error::backend`]) whose source is a [`PostgresError`] naming the
+//! operation and the table; [`Error::is_retryable`] tells whether trying
+//! again may help. A configuration the builder refuses is an
+//! [`Error::Config`]. Bytes that cannot be read back as a record are
+//! [`Error::Corrupt`]. Messages never contain a session key, data or a
+//! password.
 
 use std::time::Duration;
 
+#[cfg(doc)]
 use session_core::Error;
-
-/// A configuration the store refuses, before any connection is made.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A schema or table name is not a plain lowercase identifier.
-    #[error("invalid {what} name {name:?}: {reason}")]
-    InvalidName {
-        /// `"schema"` or `"table"`.
-        what: &'static str,
-        /// The refused name.
-        name: String,
-        /// Why it was refused.
-        reason: &'static str,
-    },
-    /// The database URL could not be parsed.
-    #[error("invalid PostgreSQL URL: {0}")]
-    InvalidUrl(#[source] sqlx::Error),
-    /// No URL or connect options were given.
-    #[error("no PostgreSQL URL or connect options were given")]
-    MissingUrl,
-    /// `max_connections` was 0.
-    #[error("max_connections must be at least 1")]
-    NoConnections,
-}
-
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::backend_permanent(e)
-    }
-}
 
 /// A failure of the PostgreSQL server or of the connection to it: the source
 /// of every [`Error::Backend`] this crate returns.
@@ -278,15 +251,6 @@ pub(crate) fn cancel_cause(message: &str, elapsed: Duration, configured: Option<
         CancelCause::Timeout
     } else {
         CancelCause::Other
-    }
-}
-
-/// Wraps a backend failure with the retry hint the contract asks for.
-pub(crate) fn backend(source: PostgresError, transient: bool) -> Error {
-    if transient {
-        Error::backend_transient(source)
-    } else {
-        Error::backend_permanent(source)
     }
 }
 

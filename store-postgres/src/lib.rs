@@ -209,7 +209,7 @@ mod store;
 mod table;
 
 pub use builder::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PostgresStoreBuilder};
-pub use error::{ConfigError, PostgresError};
+pub use error::PostgresError;
 pub use migrations::SCHEMA_VERSION;
 pub use store::PostgresStore;
 pub use table::{MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN};

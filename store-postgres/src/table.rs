@@ -7,7 +7,8 @@
 //! identifier grammar here and always written quoted: no value that passes
 //! [`validate`] can change the meaning of a statement.
 
-use crate::error::ConfigError;
+use session_core::ConfigError;
+
 use crate::statements::{self, Statements};
 
 /// Longest accepted table name. PostgreSQL truncates identifiers at 63 bytes;
@@ -33,11 +34,10 @@ impl TableName {
     pub(crate) fn new(schema: &str, table: &str) -> Result<Self, ConfigError> {
         validate("schema", schema, MAX_SCHEMA_NAME_LEN)?;
         if schema.starts_with("pg_") {
-            return Err(ConfigError::InvalidName {
-                what: "schema",
-                name: schema.to_owned(),
-                reason: "names starting with `pg_` are reserved by PostgreSQL",
-            });
+            return Err(ConfigError::new(
+                "schema",
+                format!("{schema:?}: names starting with `pg_` are reserved by PostgreSQL"),
+            ));
         }
         validate("table", table, MAX_TABLE_NAME_LEN)?;
         Ok(Self {
@@ -103,11 +103,7 @@ impl Table {
 /// `[a-z_][a-z0-9_]{0,max-1}`: lowercase so that the quoted name is also the
 /// name a human types unquoted in `psql`.
 fn validate(what: &'static str, name: &str, max_len: usize) -> Result<(), ConfigError> {
-    let invalid = |reason| ConfigError::InvalidName {
-        what,
-        name: name.to_owned(),
-        reason,
-    };
+    let invalid = |reason: &str| ConfigError::new(what, format!("{name:?}: {reason}"));
     let bytes = name.as_bytes();
     let Some(&first) = bytes.first() else {
         return Err(invalid("it is empty"));
