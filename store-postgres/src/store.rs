@@ -55,14 +55,6 @@ impl PostgresStore {
         self.migrate_up_to(SCHEMA_VERSION).await
     }
 
-    /// [`migrate`](Self::migrate), stopping after migration `version`: how
-    /// this crate's tests make a table of an older schema to upgrade. Not a
-    /// stable API; the store's operations need the latest schema.
-    #[doc(hidden)]
-    pub async fn migrate_up_to_for_tests(&self, version: i64) -> Result<(), Error> {
-        self.migrate_up_to(version).await
-    }
-
     async fn migrate_up_to(&self, version: i64) -> Result<(), Error> {
         let mut lease = self.pool.acquire().await?;
         let result = migrations::run(lease.conn(), &self.table.name, version).await;
@@ -116,6 +108,27 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// Opens (or reuses) one connection, which proves the server is reachable
+    /// and the credentials are right.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        let mut lease = self.pool.acquire().await?;
+        lease.settle(None);
+        Ok(())
+    }
+}
+
+/// Hooks for this crate's own tests, behind the `test-hooks` feature (see
+/// `Cargo.toml`): hidden from the docs and not part of the API.
+#[cfg(feature = "test-hooks")]
+impl PostgresStore {
+    /// [`migrate`](Self::migrate), stopping after migration `version`: how
+    /// this crate's tests make a table of an older schema to upgrade. Not a
+    /// stable API; the store's operations need the latest schema.
+    #[doc(hidden)]
+    pub async fn migrate_up_to_for_tests(&self, version: i64) -> Result<(), Error> {
+        self.migrate_up_to(version).await
+    }
+
     /// The statement behind each operation, for tools that `EXPLAIN` them
     /// (this crate's index tests). Not a stable API.
     #[doc(hidden)]
@@ -146,15 +159,7 @@ impl PostgresStore {
     /// writer. Not a stable API.
     #[doc(hidden)]
     pub fn owner_lock_seed_for_tests(&self) -> i64 {
-        self.table.lock_seed
-    }
-
-    /// Opens (or reuses) one connection, which proves the server is reachable
-    /// and the credentials are right.
-    pub(crate) async fn ping(&self) -> Result<(), Error> {
-        let mut lease = self.pool.acquire().await?;
-        lease.settle(None);
-        Ok(())
+        self.table.sql.seed
     }
 }
 

@@ -9,7 +9,7 @@
 
 use session_core::ConfigError;
 
-use crate::statements::{self, Statements};
+use crate::statements::Statements;
 
 /// Longest accepted table name. PostgreSQL truncates identifiers at 63 bytes;
 /// the store derives `<table>_migrations`, `<table>_expires_at`,
@@ -85,8 +85,6 @@ pub(crate) struct Table {
     // `schema.table`, for messages.
     pub(crate) display: String,
     pub(crate) sql: Statements,
-    // The seed of this table's owner lock keys (see `statements::owner_lock_seed`).
-    pub(crate) lock_seed: i64,
 }
 
 impl Table {
@@ -94,7 +92,6 @@ impl Table {
         Self {
             display: name.to_string(),
             sql: Statements::new(&name),
-            lock_seed: statements::owner_lock_seed(&name),
             name,
         }
     }
