@@ -19,6 +19,20 @@ use session_core::Error;
 ///
 /// Messages give the server's message and SQLSTATE, never the source file
 /// and line of PostgreSQL's C code that sqlx appends to its own rendering.
+///
+/// ```
+/// use session_core::Error;
+/// use store_postgres::PostgresError;
+///
+/// /// Whether `e` is a statement the server canceled at the timeout.
+/// fn timed_out(e: &Error) -> bool {
+///     let Error::Backend(backend) = e else { return false };
+///     std::error::Error::source(backend)
+///         .and_then(|s| s.downcast_ref::<PostgresError>())
+///         .is_some_and(PostgresError::is_statement_timeout)
+/// }
+/// # assert!(!timed_out(&Error::NotFound));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostgresError {

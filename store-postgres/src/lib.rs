@@ -1,31 +1,61 @@
 //! # store-postgres: sessions in PostgreSQL
 //!
 //! [`PostgresStore`] implements the [`SessionStore`] contract on PostgreSQL
-//! through sqlx. Pick it when your application already runs PostgreSQL and
-//! sessions must survive restarts and be shared by every instance of the
-//! application, without adding Redis to the stack. Pick `store-redis` for the
-//! lowest latency at high request rates, `store-memory` for one process.
+//! through sqlx, so a [`SessionManager`](session_core::SessionManager) runs
+//! on it as on any other store.
+//!
+//! **Pick it** when your application already runs PostgreSQL and sessions
+//! must survive restarts and be shared by every instance of the
+//! application, without adding Redis to the stack. **Pick another store**
+//! for the lowest latency at high request rates (`store-redis`), for one
+//! process that keeps sessions on its own disk (`store-sled`), or when
+//! nothing needs to survive a restart (`store-memory`).
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use session_core::{Config, SessionManager, SessionStore, Timestamp};
+//! use store_postgres::PostgresStore;
+//!
+//! # async fn run() -> Result<(), session_core::Error> {
+//! let store = PostgresStore::connect("postgres://app:secret@db.internal:5432/app").await?;
+//! store.migrate().await?; // creates or upgrades `public.sessions`
+//!
+//! // PostgreSQL has no TTL: sweep expired sessions in the background.
+//! let sweeper = store.clone();
+//! tokio::spawn(async move {
+//!     loop {
+//!         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+//!         let _ = sweeper.delete_expired(Timestamp::now(), 5_000).await;
+//!     }
+//! });
+//!
+//! let manager = SessionManager::new(Arc::new(store), Config::default())?;
+//! let mut session = manager.create(None).await?;
+//! // Log in: a new id, and the owner, in one step.
+//! manager.rotate_to_owner(&mut session, "user-42").await?;
+//! // Log out everywhere.
+//! manager.destroy_by_owner("user-42").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/basic.rs` walks through a login, a "your devices" listing and
+//! a logout everywhere (`cargo run -p store-postgres --example basic`, with
+//! `DATABASE_URL` set). [`PostgresStore::builder`] chooses the table,
+//! connections, timeouts and durability.
 //!
 //! ## Guarantees
 //!
-//! - **One statement, one round trip per operation.** Every operation of the
-//!   contract is a single SQL statement (with CTEs where it must read and
-//!   write), sent as one extended-protocol exchange; `delete_by_owner` is two
-//!   statements in one simple-query message (below). Each is therefore
-//!   atomic (PostgreSQL runs it as one transaction) and costs one round trip
-//!   once its statement is prepared on the connection (the first use of each
-//!   statement on a new connection costs one more, to prepare it). The
-//!   store's pool never pings: see [`Pool`](#connections) below. The crate's
-//!   tests count the server's ReadyForQuery messages to prove it, for every
-//!   operation `overwrite`, `was_rotated` and both kinds of `rotate`
-//!   included. The exceptions, which cost a second statement, all races or
-//!   leftovers on the same key: an `update` or `overwrite` whose row changed
-//!   between its statement's snapshot and its write; a `create` or `rotate`
-//!   onto a key already in the table (an expired leftover, a rotation mark,
-//!   a taken key for `create`, or a race on the same new key; `rotate`
-//!   refuses a live new key in one statement); a
-//!   `delete` whose row was rotated away between its snapshot and its
-//!   write. Fresh keys, as new session ids are, never take those paths.
+//! - **One statement, one round trip per operation.** Every operation is a
+//!   single SQL statement (with CTEs where it must read and write), so it is
+//!   atomic, and costs one round trip once the statement is prepared on its
+//!   connection (the first use on a new connection costs one more). Only
+//!   races or leftovers on the same key (an expired row or rotation mark
+//!   under a new key, a row changed between a statement's snapshot and its
+//!   write) cost a second statement; fresh session ids never do. The
+//!   crate's tests count the server's messages to prove it.
 //! - **Linearizable.** Each statement decides on the newest committed
 //!   version of the row it writes, under that row's lock, so two `update`s that
 //!   expect the same version cannot both win (the loser gets
@@ -42,7 +72,7 @@
 //!   row). So a session created, logged in or rotated at the same moment is
 //!   either ended or comes after it, never missed; other owners, anonymous
 //!   sessions and reads never wait for it, nor it for VACUUM, ANALYZE or
-//!   open transactions. (Details in the `statements` module.)
+//!   open transactions. See [Owner locks](#owner-locks) below.
 //! - **Rotation marks.** `rotate` leaves a mark under the old key until
 //!   `min(old expiry, now + ROTATION_MARK_TTL)`: a row with `expires_at =
 //!   i64::MIN`, which no liveness test accepts, and the mark's end in the
@@ -75,10 +105,16 @@
 //!   `delete`, `delete_by_owner` and the sweep remove them (a row whose
 //!   expiry cannot be read counts as not live). An `update` or `overwrite` of
 //!   a row at the largest version a `bigint` holds is refused with `Corrupt`,
-//!   nothing written. Server and connection failures give [`Error::Backend`],
-//!   transient where a retry may help ([`Error::is_retryable`]); its message
-//!   gives the server's message and SQLSTATE, and tells a statement timeout
-//!   from an administrator's cancel. Nothing panics on any input.
+//!   nothing written. Nothing panics on any input.
+//! - **Errors.** Server and connection failures give [`Error::Backend`],
+//!   retryable where a retry may help ([`Error::is_retryable`]), with a
+//!   [`PostgresError`] source that names the operation and the table and
+//!   gives the server's message and SQLSTATE. A reply that the store's
+//!   statements cannot give (a table that is not what the migrations made)
+//!   is a non-retryable [`Error::Backend`] whose source,
+//!   [`PostgresError::ImpossibleReply`], says what was expected. A
+//!   configuration the builder refuses is [`Error::Config`], naming the
+//!   setting.
 //! - **Owners** are those the contract accepts
 //!   ([`validate_owner`]: up to 1024 bytes of
 //!   UTF-8 without control characters), all of which fit the owner index; the
@@ -120,23 +156,61 @@
 //! owner at that very moment (an old instance's `delete_by_owner` still
 //! takes its table lock and misses nothing).
 //!
-//! ## Connections
+//! ## Owner locks
 //!
-//! The store keeps its own small pool of `PgConnection`s (at most
-//! [`max_connections`](PostgresStoreBuilder::max_connections)) instead of a
-//! sqlx `PgPool`, because sqlx 0.9 pings every pooled connection when it is
-//! given back, and by default when it is handed out: three round trips per
-//! operation instead of one. A connection is reused only if its last
-//! operation ended cleanly; after a connection breaks (server restart,
-//! failover, `pg_terminate_backend`), the operations in flight fail with a
-//! transient [`Error::Backend`], every older connection is retired, and the
-//! next operations open fresh ones: the store serves again by itself, without
-//! being rebuilt. As with any networked store, an operation that failed this
-//! way may or may not have been applied.
+//! `delete_by_owner` ("log out everywhere") must see every session of the
+//! owner at one instant, which a single statement in READ COMMITTED does
+//! not: a login for the owner still in flight is not in its snapshot, and
+//! would leave a live session after the logout. So every statement that
+//! can make a session an owner's takes a shared, transaction-scoped
+//! advisory lock on the owner's hash (`pg_advisory_xact_lock_shared`, keyed
+//! by the owner and the table), and `delete_by_owner` takes it exclusively
+//! before it deletes, in the same round trip. What this means for you:
 //!
-//! Session settings travel in the connection's startup packet (no extra
-//! round trip): the [`statement_timeout`](PostgresStoreBuilder::statement_timeout)
-//! (default 5 s) and, if chosen, `synchronous_commit = off`.
+//! - a write for an owner waits only while a `delete_by_owner` of that same
+//!   owner runs (one indexed delete); other owners, anonymous sessions,
+//!   reads, touches and the sweep never wait;
+//! - no table lock is taken, so VACUUM, ANALYZE and migrations are never
+//!   held up;
+//! - advisory locks need no privilege, and being transaction-scoped they
+//!   work behind PgBouncer in transaction mode;
+//! - the locks show in `pg_locks` as `advisory`; each is held for one
+//!   statement.
+//!
+//! The reasons and the alternatives are in the repository's
+//! `docs/decisions/0011-postgres-owner-locks.md`.
+//!
+//! ## Connections: pool sizing and timeouts
+//!
+//! The store keeps its own small pool of connections instead of a sqlx
+//! `PgPool`, because sqlx pings a pooled connection when it is given back
+//! and handed out: three round trips per operation instead of one.
+//!
+//! - **Sizing.** [`max_connections`](PostgresStoreBuilder::max_connections)
+//!   (default [`DEFAULT_MAX_CONNECTIONS`]) per store and its clones;
+//!   connections open on demand and stay while healthy. Each operation
+//!   holds one for a single statement, so a few connections serve many
+//!   concurrent requests; raise it when operations report acquire timeouts
+//!   under load, and keep `max_connections` × instances below the server's
+//!   own `max_connections` (less what other clients need).
+//! - **Waiting for a connection.** An operation waits at most
+//!   [`acquire_timeout`](PostgresStoreBuilder::acquire_timeout) (default
+//!   [`DEFAULT_ACQUIRE_TIMEOUT`]) for a free connection, and as long to open
+//!   one, then fails with a retryable [`Error::Backend`].
+//! - **Statement timeout.** The server cancels a statement that runs longer
+//!   than [`statement_timeout`](PostgresStoreBuilder::statement_timeout)
+//!   (default [`DEFAULT_STATEMENT_TIMEOUT`]; typically one stuck behind a
+//!   lock someone else holds): a retryable [`Error::Backend`] whose source
+//!   is [`PostgresError::StatementTimeout`], told apart from an
+//!   administrator's cancel ([`PostgresError::Canceled`]). The setting
+//!   travels in the connection's startup packet (no extra round trip), as
+//!   `synchronous_commit = off` does when chosen.
+//! - **Failures.** After a connection breaks (server restart, failover,
+//!   `pg_terminate_backend`), the operations in flight fail with a
+//!   retryable [`Error::Backend`], older connections are retired, and the
+//!   next operations open fresh ones: the store recovers by itself. As with
+//!   any networked store, an operation that failed this way may or may not
+//!   have been applied.
 //!
 //! ## Running against a managed PostgreSQL
 //!
@@ -157,42 +231,6 @@
 //!   need PgBouncer 1.21 or later with `max_prepared_statements` set. The
 //!   owner locks are transaction-scoped, so transaction mode keeps them
 //!   right. Session mode, or no pooler, needs nothing.
-//! - Keep `max_connections` × instances below the server's connection limit.
-//!
-//! ## Example
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use session_core::{Config, SessionManager};
-//! use store_postgres::PostgresStore;
-//!
-//! # async fn run() -> Result<(), session_core::Error> {
-//! let store = PostgresStore::builder()
-//!     .url("postgres://app:secret@db.internal:5432/app?sslmode=prefer")
-//!     .table("sessions")
-//!     .migrate_on_connect(true)
-//!     .connect()
-//!     .await?;
-//!
-//! // Sweep expired sessions in the background.
-//! let sweeper = store.clone();
-//! tokio::spawn(async move {
-//!     loop {
-//!         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-//!         let now = session_core::Timestamp::now();
-//!         let _ = session_core::SessionStore::delete_expired(&sweeper, now, 5_000).await;
-//!     }
-//! });
-//!
-//! let manager = SessionManager::new(Arc::new(store), Config::default())?;
-//! let mut session = manager.create(None).await?;
-//! // Log in: a new id, and the owner, in one step.
-//! manager.rotate_to_owner(&mut session, "user-42").await?;
-//! // Log out everywhere.
-//! manager.destroy_by_owner("user-42").await?;
-//! # Ok(())
-//! # }
-//! ```
 
 // The items the docs above link to.
 #[cfg(doc)]

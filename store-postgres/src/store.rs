@@ -22,8 +22,23 @@ use crate::table::{Table, TableName};
 
 /// A PostgreSQL session store. Cheap to clone: clones share the connections.
 ///
-/// Made by [`PostgresStore::builder`]; see the [crate docs](crate) for its
-/// guarantees.
+/// Made by [`PostgresStore::connect`] or [`PostgresStore::builder`]; see
+/// the [crate docs](crate) for its guarantees. Operations are those of
+/// [`SessionStore`]; a [`SessionManager`](session_core::SessionManager) is
+/// the usual way to call them.
+///
+/// ```no_run
+/// use session_core::{SessionStore, Timestamp};
+/// use store_postgres::PostgresStore;
+///
+/// # async fn run() -> Result<(), session_core::Error> {
+/// let store = PostgresStore::connect("postgres://app@db.internal/app").await?;
+/// store.migrate().await?;
+/// let key = session_core::SessionId::generate()?.store_key();
+/// assert!(store.load(&key, Timestamp::now()).await?.is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(crate) pool: Arc<Pool>,
@@ -44,8 +59,43 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// A builder with the defaults: table `public.sessions`, 10 connections,
     /// 5 s statement timeout, synchronous commits, no migration at connect.
+    ///
+    /// ```
+    /// use store_postgres::PostgresStore;
+    ///
+    /// let store = PostgresStore::builder()
+    ///     .url("postgres://app@db.internal/app")
+    ///     .table("web_sessions")
+    ///     .build()?; // validated, not connected yet
+    /// assert_eq!(store.table(), "public.web_sessions");
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
     pub fn builder() -> PostgresStoreBuilder {
         PostgresStoreBuilder::default()
+    }
+
+    /// Connects to the server at `url` with every default (table
+    /// `public.sessions`): `PostgresStore::builder().url(url).connect().await`.
+    /// It opens one connection to check that the server answers and the
+    /// credentials are right, and does not migrate: call
+    /// [`migrate`](Self::migrate), or use the [`builder`](Self::builder) for
+    /// anything else.
+    ///
+    /// Errors: [`Error::Config`] for a URL that does not parse; a
+    /// [`Error::Backend`] when the server cannot be reached (retryable) or
+    /// refuses the login.
+    ///
+    /// ```no_run
+    /// use store_postgres::PostgresStore;
+    ///
+    /// # async fn run() -> Result<(), session_core::Error> {
+    /// let store = PostgresStore::connect("postgres://app@db.internal/app").await?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: impl Into<String>) -> Result<PostgresStore, Error> {
+        Self::builder().url(url).connect().await
     }
 
     /// Creates or upgrades the table, its indexes and its migrations table,
@@ -69,6 +119,16 @@ impl PostgresStore {
     /// Another store on the same connections, with its own table (for
     /// example one per tenant, or one per test). The name is validated like
     /// the builder's; migrate the new store before use.
+    ///
+    /// ```
+    /// use store_postgres::PostgresStore;
+    ///
+    /// let store = PostgresStore::builder().url("postgres://app@db.internal/app").build()?;
+    /// let tenant = store.with_table("tenant_7", "sessions")?;
+    /// assert_eq!(tenant.table(), "tenant_7.sessions");
+    /// assert!(store.with_table("tenant_7", "Sessions").is_err());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
     pub fn with_table(&self, schema: &str, table: &str) -> Result<PostgresStore, Error> {
         Ok(PostgresStore {
             pool: Arc::clone(&self.pool),

@@ -87,3 +87,26 @@ async fn an_unreachable_server_is_a_transient_backend_error() {
     );
     assert!(err.is_retryable());
 }
+
+/// `PostgresStore::connect(url)` is the builder with every default: it
+/// connects to the server at `url` (table `public.sessions`), and a URL
+/// that does not parse is refused as configuration without being echoed,
+/// since a URL can hold a password.
+#[tokio::test]
+async fn connect_takes_a_url_and_refuses_one_that_does_not_parse_without_echoing_it() {
+    let err = PostgresStore::connect("postgres://app:hunter2@db.internal:notaport/app")
+        .await
+        .expect_err("a URL with a non-numeric port was accepted");
+    assert_eq!(refused_setting(&err), Some("url"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "the password was echoed: {err}");
+    assert!(!err.is_retryable(), "a configuration error is permanent");
+
+    if !support::server_available().await {
+        return;
+    }
+    let store = PostgresStore::connect(support::database_url())
+        .await
+        .expect("connect to the test server");
+    assert_eq!(store.table(), "public.sessions");
+    store.close().await;
+}
