@@ -5,13 +5,13 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::Error;
+use session_core::{ConfigError, Error};
 use sqlx::postgres::PgConnectOptions;
 
-use crate::error::ConfigError;
 use crate::pool::Pool;
+use crate::store::PostgresStore;
+use crate::table::Table;
 use crate::table::TableName;
-use crate::{PostgresStore, Table};
 
 /// Default number of connections the store opens at most.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -173,17 +173,22 @@ impl PostgresStoreBuilder {
     /// Validates the configuration and makes the store without connecting:
     /// connections are opened by the first operations.
     ///
-    /// Errors: a permanent [`Error::Backend`] whose source is a
-    /// [`ConfigError`] (invalid name or URL, no connections).
+    /// Errors: [`Error::Config`] naming the setting (`schema`, `table`,
+    /// `url`, `max_connections`) and what is wrong with it.
     pub fn build(self) -> Result<PostgresStore, Error> {
         let name = TableName::new(&self.schema, &self.table)?;
         if self.max_connections == 0 {
-            return Err(ConfigError::NoConnections.into());
+            return Err(ConfigError::new("max_connections", "must be at least 1").into());
         }
         let mut options = match (self.options, self.url) {
             (Some(options), _) => options,
-            (None, Some(url)) => PgConnectOptions::from_str(&url).map_err(ConfigError::InvalidUrl)?,
-            (None, None) => return Err(ConfigError::MissingUrl.into()),
+            (None, Some(url)) => PgConnectOptions::from_str(&url)
+                // sqlx's message names what it could not parse, never the
+                // URL itself, which may hold a password.
+                .map_err(|e| ConfigError::new("url", format!("not a PostgreSQL URL: {e}")))?,
+            (None, None) => {
+                return Err(ConfigError::new("url", "no PostgreSQL URL or connect options were given").into());
+            }
         };
         if options.get_application_name().is_none() {
             options = options.application_name(&self.application_name);

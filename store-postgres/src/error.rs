@@ -1,51 +1,38 @@
 //! How PostgreSQL and sqlx failures become the contract's [`Error`].
 //!
-//! Every failure of the server or the connection is an [`Error::Backend`]
-//! whose source is a [`PostgresError`] naming the operation and the table;
-//! [`Error::is_retryable`] tells whether trying again may help. Bytes that
-//! cannot be read back as a record are [`Error::Corrupt`]. Messages never
-//! contain a session key or data.
+//! Every failure of the server or the connection, and every reply the
+//! store's statements cannot give, is an [`Error::Backend`] (made with
+//! [`Error::backend`]) whose source is a [`PostgresError`] naming the
+//! operation and the table; [`Error::is_retryable`] tells whether trying
+//! again may help. A configuration the builder refuses is an
+//! [`Error::Config`]. Bytes that cannot be read back as a record are
+//! [`Error::Corrupt`]. Messages never contain a session key, data or a
+//! password.
 
 use std::time::Duration;
 
+#[cfg(doc)]
 use session_core::Error;
-
-/// A configuration the store refuses, before any connection is made.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A schema or table name is not a plain lowercase identifier.
-    #[error("invalid {what} name {name:?}: {reason}")]
-    InvalidName {
-        /// `"schema"` or `"table"`.
-        what: &'static str,
-        /// The refused name.
-        name: String,
-        /// Why it was refused.
-        reason: &'static str,
-    },
-    /// The database URL could not be parsed.
-    #[error("invalid PostgreSQL URL: {0}")]
-    InvalidUrl(#[source] sqlx::Error),
-    /// No URL or connect options were given.
-    #[error("no PostgreSQL URL or connect options were given")]
-    MissingUrl,
-    /// `max_connections` was 0.
-    #[error("max_connections must be at least 1")]
-    NoConnections,
-}
-
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::backend_permanent(e)
-    }
-}
 
 /// A failure of the PostgreSQL server or of the connection to it: the source
 /// of every [`Error::Backend`] this crate returns.
 ///
 /// Messages give the server's message and SQLSTATE, never the source file
 /// and line of PostgreSQL's C code that sqlx appends to its own rendering.
+///
+/// ```
+/// use session_core::Error;
+/// use store_postgres::PostgresError;
+///
+/// /// Whether `e` is a statement the server canceled at the timeout.
+/// fn timed_out(e: &Error) -> bool {
+///     let Error::Backend(backend) = e else { return false };
+///     std::error::Error::source(backend)
+///         .and_then(|s| s.downcast_ref::<PostgresError>())
+///         .is_some_and(PostgresError::is_statement_timeout)
+/// }
+/// # assert!(!timed_out(&Error::NotFound));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostgresError {
@@ -112,6 +99,21 @@ pub enum PostgresError {
         table: String,
         /// How many statements were sent.
         attempts: u32,
+    },
+    /// The server answered in a way the operation's statement cannot
+    /// (`expected` says what it must answer): the table is not what the
+    /// migrations made, or something between the store and the server
+    /// changed the reply. A retry would get the same answer.
+    #[error(
+        "PostgreSQL session store: `{op}` on table {table} got a reply its statement cannot give: expected {expected}; is the table the one the migrations made?"
+    )]
+    ImpossibleReply {
+        /// The store operation.
+        op: &'static str,
+        /// The table, `schema.table`.
+        table: String,
+        /// What the statement always answers.
+        expected: &'static str,
     },
     /// Every connection stayed busy for the whole acquire timeout.
     #[error("PostgreSQL session store: no connection became free within {} ms", .0.as_millis())]
@@ -263,15 +265,6 @@ pub(crate) fn cancel_cause(message: &str, elapsed: Duration, configured: Option<
         CancelCause::Timeout
     } else {
         CancelCause::Other
-    }
-}
-
-/// Wraps a backend failure with the retry hint the contract asks for.
-pub(crate) fn backend(source: PostgresError, transient: bool) -> Error {
-    if transient {
-        Error::backend_transient(source)
-    } else {
-        Error::backend_permanent(source)
     }
 }
 

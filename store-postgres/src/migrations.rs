@@ -18,7 +18,7 @@ use session_core::Error;
 use sqlx::{AssertSqlSafe, query, raw_sql};
 use sqlx::{Connection as _, PgConnection, Row as _};
 
-use crate::error::{PostgresError, backend, is_transient};
+use crate::error::{PostgresError, is_transient};
 use crate::table::TableName;
 
 /// One schema change.
@@ -58,7 +58,7 @@ pub(crate) async fn run(conn: &mut PgConnection, table: &TableName, up_to: i64) 
         let name = name.clone();
         move |source: sqlx::Error| {
             let transient = is_transient(&source);
-            backend(
+            Error::backend(
                 PostgresError::Migration {
                     version,
                     description,

@@ -28,7 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions as _, Connection as _};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::error::{PostgresError, backend, breaks_connection};
+use crate::error::{PostgresError, breaks_connection};
 
 pub(crate) struct Pool {
     options: PgConnectOptions,
@@ -72,8 +72,13 @@ impl Pool {
         let permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await {
             Ok(Ok(permit)) => permit,
             // The semaphore is closed only by `close`.
-            Ok(Err(_)) => return Err(backend(PostgresError::Closed, false)),
-            Err(_) => return Err(backend(PostgresError::AcquireTimeout(self.acquire_timeout), true)),
+            Ok(Err(_)) => return Err(Error::backend(PostgresError::Closed, false)),
+            Err(_) => {
+                return Err(Error::backend(
+                    PostgresError::AcquireTimeout(self.acquire_timeout),
+                    true,
+                ));
+            }
         };
         let reused = {
             let mut idle = self.idle.lock();
@@ -89,10 +94,15 @@ impl Pool {
                 let conn = match tokio::time::timeout(self.acquire_timeout, self.options.connect()).await {
                     Ok(Ok(conn)) => conn,
                     Ok(Err(e)) => {
-                        let transient = crate::error::is_transient(&e);
-                        return Err(backend(PostgresError::Connect(e), transient));
+                        let retryable = crate::error::is_transient(&e);
+                        return Err(Error::backend(PostgresError::Connect(e), retryable));
                     }
-                    Err(_) => return Err(backend(PostgresError::ConnectTimeout(self.acquire_timeout), true)),
+                    Err(_) => {
+                        return Err(Error::backend(
+                            PostgresError::ConnectTimeout(self.acquire_timeout),
+                            true,
+                        ));
+                    }
                 };
                 (conn, generation)
             }

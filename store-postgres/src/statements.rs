@@ -197,9 +197,11 @@ pub(crate) struct Statements {
     /// The quoted table name and the owner lock seed, for
     /// `delete_by_owner`.
     quoted: String,
-    seed: i64,
+    /// This table's owner lock seed: see [`owner_lock_seed`].
+    pub(crate) seed: i64,
     /// The statement of `delete_by_owner` after its lock, with `$1 owner,
-    /// $2 now` placeholders, for `EXPLAIN`.
+    /// $2 now` placeholders, for `EXPLAIN` in this crate's tests.
+    #[cfg(feature = "test-hooks")]
     pub(crate) delete_by_owner_for_explain: Arc<str>,
     /// `$1 now, $2 limit`; affects the removed records (marks and damaged
     /// rows removed beside them are not counted).
@@ -429,6 +431,7 @@ impl Statements {
             .into(),
             list_by_owner: format!("SELECT key, created_at, expires_at FROM {t} WHERE owner = $1 AND expires_at > $2")
                 .into(),
+            #[cfg(feature = "test-hooks")]
             delete_by_owner_for_explain: owner_deletion(&t, "$1", "$2").into(),
             quoted: t.clone(),
             seed,

@@ -1,5 +1,5 @@
-//! The store's table name: validated once at configuration, then quoted into
-//! every statement.
+//! The store's table: its name, validated once at configuration and then
+//! quoted into every statement, and [`Table`], everything built from it.
 //!
 //! sqlx 0.9 only takes `&'static str` or an explicitly asserted string as SQL,
 //! because a name spliced into SQL is an injection risk. The table name is the
@@ -7,7 +7,9 @@
 //! identifier grammar here and always written quoted: no value that passes
 //! [`validate`] can change the meaning of a statement.
 
-use crate::ConfigError;
+use session_core::ConfigError;
+
+use crate::statements::Statements;
 
 /// Longest accepted table name. PostgreSQL truncates identifiers at 63 bytes;
 /// the store derives `<table>_migrations`, `<table>_expires_at`,
@@ -32,11 +34,10 @@ impl TableName {
     pub(crate) fn new(schema: &str, table: &str) -> Result<Self, ConfigError> {
         validate("schema", schema, MAX_SCHEMA_NAME_LEN)?;
         if schema.starts_with("pg_") {
-            return Err(ConfigError::InvalidName {
-                what: "schema",
-                name: schema.to_owned(),
-                reason: "names starting with `pg_` are reserved by PostgreSQL",
-            });
+            return Err(ConfigError::new(
+                "schema",
+                format!("{schema:?}: names starting with `pg_` are reserved by PostgreSQL"),
+            ));
         }
         validate("table", table, MAX_TABLE_NAME_LEN)?;
         Ok(Self {
@@ -77,14 +78,29 @@ impl std::fmt::Display for TableName {
     }
 }
 
+/// Everything that depends on the table name, built once per store (and
+/// per [`with_table`](crate::PostgresStore::with_table) sibling).
+pub(crate) struct Table {
+    pub(crate) name: TableName,
+    // `schema.table`, for messages.
+    pub(crate) display: String,
+    pub(crate) sql: Statements,
+}
+
+impl Table {
+    pub(crate) fn new(name: TableName) -> Self {
+        Self {
+            display: name.to_string(),
+            sql: Statements::new(&name),
+            name,
+        }
+    }
+}
+
 /// `[a-z_][a-z0-9_]{0,max-1}`: lowercase so that the quoted name is also the
 /// name a human types unquoted in `psql`.
 fn validate(what: &'static str, name: &str, max_len: usize) -> Result<(), ConfigError> {
-    let invalid = |reason| ConfigError::InvalidName {
-        what,
-        name: name.to_owned(),
-        reason,
-    };
+    let invalid = |reason: &str| ConfigError::new(what, format!("{name:?}: {reason}"));
     let bytes = name.as_bytes();
     let Some(&first) = bytes.first() else {
         return Err(invalid("it is empty"));

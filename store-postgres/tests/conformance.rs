@@ -58,12 +58,7 @@ impl StoreFactory for Postgres {
     async fn corrupt(&self, store: &PostgresStore, key: &StoreKey) {
         // Damage the data the way a foreign writer or a bad restore would:
         // bytes that are no session format.
-        support::execute(format!(
-            "UPDATE {} SET data = '\\xff0001'::bytea WHERE key = '\\x{}'::bytea",
-            store.table(),
-            key.to_hex()
-        ))
-        .await;
+        support::damage(store, key, "data = '\\xff0001'::bytea").await;
     }
 
     async fn dispose(&self, store: PostgresStore) {

@@ -129,14 +129,9 @@ async fn plan(conn: &mut PgConnection, sql: &str, args: &str, mode: &str) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_statement_uses_an_index_and_takes_the_owner_lock_before_any_row_on_a_million_rows() {
-    if !support::server_or_skip(
-        "every_statement_uses_an_index_and_takes_the_owner_lock_before_any_row_on_a_million_rows",
-    )
-    .await
-    {
+    let Some(store) = support::fresh_store_or_skip(|b| b).await else {
         return;
-    }
-    let store = support::fresh_store(|b| b).await;
+    };
     let now = Timestamp::now().as_millis();
     let table = store.table().to_owned();
 

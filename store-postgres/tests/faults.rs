@@ -1,13 +1,17 @@
 //! Faults: the server kills the store's connections in the middle of a
-//! workload. Operations in flight fail with a transient `Error::Backend`
-//! (never a panic, never a wrong answer), and the same store serves again
-//! without being rebuilt.
+//! workload (operations in flight fail with a transient `Error::Backend`,
+//! never a panic or a wrong answer, and the same store serves again without
+//! being rebuilt); a statement stuck on a lock fails with a clear
+//! statement-timeout error, an administrator's cancel with another; a
+//! server error gives its SQLSTATE.
 
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
+use conformance::fixtures::HOUR;
 use session_core::{Error, SessionStore, Timestamp, Update};
 use tokio::sync::Semaphore;
 
@@ -18,7 +22,7 @@ const OPS_AFTER_KILL: u64 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn terminated_backends_fail_in_flight_operations_and_the_store_recovers() {
-    if !support::server_or_skip("terminated_backends_fail_in_flight_operations_and_the_store_recovers").await {
+    if !support::server_available().await {
         return;
     }
     let store = Arc::new(support::fresh_store(|b| b.max_connections(TASKS as u32)).await);
@@ -131,7 +135,117 @@ async fn one_session_lifecycle(store: &impl SessionStore) -> Result<(), Error> {
         owner: r.owner.clone(),
     };
     assert_eq!(store.update(&key, u, now).await?, 2);
-    assert!(store.touch(&key, r.expires_at + conformance::HOUR, now).await?);
+    assert!(store.touch(&key, r.expires_at + HOUR, now).await?);
     assert!(store.delete(&key, now).await?);
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stuck_on_a_lock_fails_with_a_clear_timeout_error() {
+    if !support::server_available().await {
+        return;
+    }
+    let timeout = Duration::from_millis(300);
+    let store = support::fresh_store(|b| b.statement_timeout(timeout)).await;
+    let now = Timestamp::now();
+    let r = support::record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+
+    // Another client holds the row's lock in an open transaction.
+    let in_flight = support::InFlightWrite::start(&store, &r.key).await;
+
+    let started = std::time::Instant::now();
+    let err = store
+        .touch(&r.key, now + HOUR * 2, now)
+        .await
+        .expect_err("the touch waits on the lock until the statement timeout");
+    let waited = started.elapsed();
+    assert!(waited >= timeout, "failed after {waited:?}, before the timeout");
+    assert!(err.is_retryable(), "a timeout may succeed when retried");
+    let source = support::postgres_error(&err).expect("a PostgresError source");
+    assert!(source.is_statement_timeout(), "{source}");
+    let message = err.to_string();
+    assert!(
+        message.contains("`touch`") && message.contains("statement timeout of 300 ms"),
+        "{message}"
+    );
+    // Reads do not wait for row locks.
+    assert!(store.load(&r.key, now).await.expect("load").is_some());
+
+    in_flight.rollback().await;
+    assert!(
+        store
+            .touch(&r.key, now + HOUR * 2, now)
+            .await
+            .expect("touch after the lock")
+    );
+    store.drop_table().await.expect("drop");
+}
+
+/// PostgreSQL reports a statement canceled by `pg_cancel_backend` with the
+/// same SQLSTATE (57014) as one canceled by the statement timeout: the
+/// store must not call an administrator's cancel, milliseconds into a 30 s
+/// timeout, a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrators_cancel_is_not_reported_as_a_statement_timeout() {
+    let Some(store) = support::fresh_store_or_skip(|b| b.statement_timeout(Duration::from_secs(30))).await else {
+        return;
+    };
+    let application = support::application_name(&store);
+    let now = Timestamp::now();
+    let r = support::record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+
+    let in_flight = support::InFlightWrite::start(&store, &r.key).await;
+    let touching = {
+        let (store, key) = (store.clone(), r.key);
+        tokio::spawn(async move { store.touch(&key, now + HOUR * 2, now).await })
+    };
+    let mut admin = support::raw_connection().await.expect("raw connection");
+    support::wait_until_waiting(&mut admin, &application, "transactionid", 1).await;
+    let canceled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = $1 AND wait_event = 'transactionid'",
+    )
+    .bind(&application)
+    .fetch_one(&mut admin)
+    .await
+    .expect("cancel the store's statement");
+    assert_eq!(canceled, 1);
+
+    let err = touching.await.expect("task").expect_err("the canceled touch fails");
+    assert!(err.is_retryable(), "a canceled statement may succeed when retried");
+    let source = support::postgres_error(&err).expect("a PostgresError source");
+    assert!(!source.is_statement_timeout(), "reported as a timeout: {err}");
+    assert!(source.is_canceled(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("`touch`")
+            && message.contains("was canceled (by an administrator, pg_cancel_backend, or a shutdown)")
+            && !message.contains("timeout"),
+        "{message}"
+    );
+    in_flight.rollback().await;
+    assert!(store.touch(&r.key, now + HOUR * 2, now).await.expect("touch"));
+    store.drop_table().await.expect("drop");
+}
+
+/// A server error names the problem and its SQLSTATE, never "at line N",
+/// which sqlx appends from the protocol's field for the line of
+/// PostgreSQL's C source that raised it.
+#[tokio::test]
+async fn server_errors_give_the_sqlstate_not_a_line_of_postgresqls_source() {
+    let Some(store) = support::fresh_store_or_skip(|b| b).await else {
+        return;
+    };
+    store.drop_table().await.expect("drop");
+    let err = store
+        .load(&conformance::fresh_key(), Timestamp::now())
+        .await
+        .expect_err("the table is gone");
+    let message = err.to_string();
+    assert!(
+        message.contains("does not exist (SQLSTATE 42P01)") && !message.contains(" at line "),
+        "{message}"
+    );
 }

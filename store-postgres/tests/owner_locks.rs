@@ -66,7 +66,7 @@ fn update_to(r: &session_core::Record, expected_version: u64, owner: Option<&str
 /// behind `delete_by_owner`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_by_owner_ends_the_sessions_while_maintenance_holds_the_table() {
-    if !support::server_or_skip("delete_by_owner_ends_the_sessions_while_maintenance_holds_the_table").await {
+    if !support::server_available().await {
         return;
     }
     let timeout = Duration::from_secs(2);
@@ -135,7 +135,7 @@ async fn delete_by_owner_ends_the_sessions_while_maintenance_holds_the_table() {
 /// snapshot comes after the lock, so it misses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back() {
-    if !support::server_or_skip("a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back").await {
+    if !support::server_available().await {
         return;
     }
     let (store, application, mut watcher) = store_and_watcher().await;
@@ -242,7 +242,7 @@ async fn a_delete_by_owner_waiting_for_its_owners_writer_holds_no_one_else_back(
 /// came after it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner() {
-    if !support::server_or_skip("every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner").await {
+    if !support::server_available().await {
         return;
     }
     let (store, application, mut watcher) = store_and_watcher().await;
@@ -365,7 +365,7 @@ async fn every_write_that_makes_a_session_the_owners_waits_for_delete_by_owner()
 /// let it escape). The rotation mark, which belongs to no owner, stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key() {
-    if !support::server_or_skip("a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key").await {
+    if !support::server_available().await {
         return;
     }
     let (store, application, mut watcher) = store_and_watcher().await;
@@ -407,10 +407,9 @@ async fn a_session_rotated_while_delete_by_owner_runs_is_followed_to_its_new_key
 /// the owner's lock is held exclusively.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_make_no_session_the_owners_take_no_owner_lock() {
-    if !support::server_or_skip("writes_that_make_no_session_the_owners_take_no_owner_lock").await {
+    let Some(store) = support::fresh_store_or_skip(|b| b.statement_timeout(Duration::from_secs(20))).await else {
         return;
-    }
-    let store: PostgresStore = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
+    };
     let now = Timestamp::now();
     let owned = support::record(now, Some("victim"));
     store.create(owned.clone(), now).await.expect("create");
@@ -463,9 +462,7 @@ async fn writes_that_make_no_session_the_owners_take_no_owner_lock() {
 /// again and take the new owner's lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotate_onto_a_taken_key_takes_the_lock_of_the_owner_the_session_has_when_it_moves() {
-    if !support::server_or_skip("a_rotate_onto_a_taken_key_takes_the_lock_of_the_owner_the_session_has_when_it_moves")
-        .await
-    {
+    if !support::server_available().await {
         return;
     }
     let (store, application, mut watcher) = store_and_watcher().await;

@@ -8,7 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use session_core::{ROTATION_MARK_TTL, SessionStore, Timestamp};
+use conformance::fixtures::HOUR;
+use session_core::{Error, ROTATION_MARK_TTL, SessionStore, Timestamp, Update};
 use sqlx::{AssertSqlSafe, Connection as _, Row as _};
 
 /// `delete(k)` racing `rotate(k -> n)`: delete's snapshot shows the live
@@ -20,10 +21,9 @@ use sqlx::{AssertSqlSafe, Connection as _, Row as _};
 /// session): the store asks again with a fresh snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_racing_a_rotate_from_its_key_removes_the_mark() {
-    if !support::server_or_skip("a_delete_racing_a_rotate_from_its_key_removes_the_mark").await {
+    let Some(store) = support::fresh_store_or_skip(|b| b.statement_timeout(Duration::from_secs(20))).await else {
         return;
-    }
-    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
+    };
     let application = support::application_name(&store);
     let mut watcher = support::raw_connection().await.expect("raw connection");
     let now = Timestamp::now();
@@ -80,17 +80,16 @@ async fn a_delete_racing_a_rotate_from_its_key_removes_the_mark() {
 /// made the touch find its row deleted and answer `false`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_touch_racing_a_rotate_onto_its_key_renews_the_replacement() {
-    if !support::server_or_skip("a_touch_racing_a_rotate_onto_its_key_renews_the_replacement").await {
+    let Some(store) = support::fresh_store_or_skip(|b| b.statement_timeout(Duration::from_secs(20))).await else {
         return;
-    }
-    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
+    };
     let application = support::application_name(&store);
     let mut watcher = support::raw_connection().await.expect("raw connection");
     let now = Timestamp::now();
-    let later = now + conformance::HOUR * 2;
+    let later = now + HOUR * 2;
     let replaced = support::record(now, None); // expires at now + 1 h
     let mut source = support::record(now, Some("xia"));
-    source.expires_at = now + conformance::HOUR * 3;
+    source.expires_at = now + HOUR * 3;
     for r in [&replaced, &source] {
         store.create(r.clone(), now).await.expect("create");
     }
@@ -114,7 +113,7 @@ async fn a_touch_racing_a_rotate_onto_its_key_renews_the_replacement() {
     .expect("the in-flight rotate");
     assert!(rotated.get::<bool, _>("was_moved"), "the rotate moved the session");
 
-    let renewed_until = source.expires_at + conformance::HOUR;
+    let renewed_until = source.expires_at + HOUR;
     let touching = {
         let (store, key) = (store.clone(), replaced.key);
         tokio::spawn(async move { store.touch(&key, renewed_until, now).await })
@@ -151,10 +150,9 @@ async fn a_touch_racing_a_rotate_onto_its_key_renews_the_replacement() {
 /// asks again); a session is never in two places.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotate_onto_a_key_whose_session_moves_meanwhile_copies_nothing() {
-    if !support::server_or_skip("a_rotate_onto_a_key_whose_session_moves_meanwhile_copies_nothing").await {
+    let Some(store) = support::fresh_store_or_skip(|b| b.statement_timeout(Duration::from_secs(20))).await else {
         return;
-    }
-    let store = support::fresh_store(|b| b.statement_timeout(Duration::from_secs(20))).await;
+    };
     let mut watcher = support::raw_connection().await.expect("raw connection");
     let now = Timestamp::now();
     let session = support::record(now, None);
@@ -220,5 +218,83 @@ async fn a_rotate_onto_a_key_whose_session_moves_meanwhile_copies_nothing() {
     );
     assert_eq!(at_elsewhere, Some(moved), "the other rotate's result stands");
     assert!(store.was_rotated(&session.key, now).await.expect("was_rotated"));
+    store.drop_table().await.expect("drop");
+}
+
+/// The lean `update` reads `current` from its snapshot. When the row changes
+/// after that snapshot, the snapshot still shows the expected version while
+/// the write, re-checked on the newest row, does nothing: the store must
+/// then report the version it really lost to, never the expected one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_loses_after_its_snapshot_reports_the_version_it_lost_to() {
+    let Some(store) = support::fresh_store_or_skip(|b| b).await else {
+        return;
+    };
+    let now = Timestamp::now();
+    let r = support::record(now, None);
+    store.create(r.clone(), now).await.expect("create");
+
+    // Another client bumps the version in a transaction it keeps open, so
+    // the store's update takes its snapshot before that commit and then
+    // waits on the row lock.
+    let mut other = support::raw_connection().await.expect("raw connection");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {} SET version = version + 1 WHERE key = $1",
+        store.table()
+    )))
+    .bind(r.key.as_bytes().as_slice())
+    .execute(&mut *tx)
+    .await
+    .expect("bump the version");
+
+    let racing = {
+        let (store, key) = (store.clone(), r.key);
+        let u = Update {
+            expected_version: 1,
+            data: r.data.clone(),
+            expires_at: r.expires_at,
+            owner: None,
+        };
+        tokio::spawn(async move { store.update(&key, u, now).await })
+    };
+    // Wait until the update is blocked on the row lock (a condition, not an
+    // assumed duration), then commit the other write.
+    let mut watcher = support::raw_connection().await.expect("raw connection");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' \
+             AND position($1 in query) > 0",
+        )
+        // The table part of `schema.table`: statements quote each part.
+        .bind(store.table().rsplit('.').next().unwrap_or_default().to_owned())
+        .fetch_one(&mut watcher)
+        .await
+        .expect("read pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !racing.is_finished(),
+            "the update finished without waiting on the row lock"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the update never reached the row lock"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(!racing.is_finished(), "the update waits on the row lock");
+    tx.commit().await.expect("commit the other write");
+
+    let result = racing.await.expect("the update task");
+    assert!(
+        matches!(result, Err(Error::Conflict { current: 2 })),
+        "expected Conflict {{ current: 2 }}, got {result:?}"
+    );
+    let stored = store.load(&r.key, now).await.expect("load").expect("live");
+    assert_eq!(stored.version, 2, "the losing update wrote nothing");
     store.drop_table().await.expect("drop");
 }

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use conformance::fixtures::HOUR;
 use session_core::{Error, Overwrite, SessionStore, Timestamp, Update};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -94,7 +95,7 @@ fn upstream() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_one_round_trip() {
-    if !support::server_or_skip("every_operation_is_one_round_trip").await {
+    if !support::server_available().await {
         return;
     }
     let proxy = Proxy::start(upstream()).await;
@@ -139,10 +140,7 @@ async fn every_operation_is_one_round_trip() {
         assert!(store.update(&r.key, u, now).await.is_err(), "a stale update conflicts");
         measure("update (conflict)", b);
         let b = proxy.count();
-        store
-            .touch(&r.key, r.expires_at + conformance::HOUR, now)
-            .await
-            .expect("touch");
+        store.touch(&r.key, r.expires_at + HOUR, now).await.expect("touch");
         measure("touch", b);
         let b = proxy.count();
         let w = Overwrite {
@@ -227,7 +225,7 @@ async fn every_operation_is_one_round_trip() {
 /// counter above would catch such pings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counter_sees_the_pings_of_a_default_sqlx_pool() {
-    if !support::server_or_skip("the_counter_sees_the_pings_of_a_default_sqlx_pool").await {
+    if !support::server_available().await {
         return;
     }
     let proxy = Proxy::start(upstream()).await;

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use session_core::{Bytes, Record, Timestamp};
+use conformance::fixtures::HOUR;
+use session_core::{Record, Timestamp};
 use sqlx::{ConnectOptions as _, PgConnection};
 use store_postgres::PostgresStore;
 
@@ -22,30 +23,17 @@ pub fn unique_table(prefix: &str) -> String {
     format!("{prefix}_{:016x}", u64::from_le_bytes(bytes))
 }
 
-/// Whether the server answers. When it does not, prints a loud skip message
-/// (and returns `false`), or panics if `SESSIONS_REQUIRE_SERVICES=1`.
-pub async fn server_or_skip(test: &str) -> bool {
+/// Whether the server answers. When it does not, the test is skipped with
+/// a line the test harness does not capture (the caller returns), or fails
+/// under `SESSIONS_REQUIRE_SERVICES=1`: `conformance::fixtures::skip_or_fail`.
+pub async fn server_available() -> bool {
     let attempt = tokio::time::timeout(Duration::from_secs(5), raw_connection()).await;
     let error = match attempt {
         Ok(Ok(_)) => return true,
         Ok(Err(e)) => e.to_string(),
         Err(_) => "connecting took more than 5 s".to_owned(),
     };
-    if conformance::services_required() {
-        panic!(
-            "{test}: PostgreSQL at {} unavailable and {}=1: {error}",
-            database_url(),
-            conformance::REQUIRE_SERVICES_ENV
-        );
-    }
-    // Written to the process's stderr directly, past the test harness's
-    // output capture, so the skip is seen even though the test passes.
-    let message = format!(
-        "\n*** SKIPPED {test}: PostgreSQL at {} unavailable ({error}); set {}=1 to fail instead ***\n",
-        database_url(),
-        conformance::REQUIRE_SERVICES_ENV
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
+    conformance::fixtures::skip_or_fail("PostgreSQL", &format!("at {}: {error}", database_url()));
     false
 }
 
@@ -73,15 +61,24 @@ pub async fn fresh_store(
         .expect("a migrated store on a fresh table")
 }
 
-/// A record expiring one hour after `now`.
+/// [`fresh_store`], or `None` (the test is skipped, or fails under
+/// `SESSIONS_REQUIRE_SERVICES=1`) when the server does not answer: see
+/// [`server_available`].
+pub async fn fresh_store_or_skip(
+    configure: impl FnOnce(store_postgres::PostgresStoreBuilder) -> store_postgres::PostgresStoreBuilder,
+) -> Option<PostgresStore> {
+    if !server_available().await {
+        return None;
+    }
+    Some(fresh_store(configure).await)
+}
+
+/// A `conformance::fixtures::record` under a fresh key, created at `now`,
+/// lasting an hour, of `owner`.
 pub fn record(now: Timestamp, owner: Option<&str>) -> Record {
     Record {
-        key: conformance::fresh_key(),
-        version: 1,
-        data: Bytes::from_static(b"\x01\x00"),
-        created_at: now,
-        expires_at: now + conformance::HOUR,
         owner: owner.map(str::to_owned),
+        ..conformance::fixtures::record(conformance::fresh_key(), now, HOUR)
     }
 }
 
@@ -92,6 +89,17 @@ pub async fn execute(sql: String) {
         .execute(&mut conn)
         .await
         .expect("the test's own SQL runs");
+}
+
+/// Damages `key`'s row behind the store's back: `UPDATE <table> SET <set>
+/// WHERE key = <key>`, on a connection of its own.
+pub async fn damage(store: &PostgresStore, key: &session_core::StoreKey, set: &str) {
+    execute(format!(
+        "UPDATE {} SET {set} WHERE key = '\\x{}'::bytea",
+        store.table(),
+        key.to_hex()
+    ))
+    .await;
 }
 
 /// The `application_name` of a [`fresh_store`]'s connections: its table's
@@ -172,5 +180,15 @@ impl InFlightWrite {
             .execute(&mut self.conn)
             .await
             .expect("rollback");
+    }
+}
+
+/// The [`PostgresError`](store_postgres::PostgresError) behind a backend error.
+pub fn postgres_error(e: &session_core::Error) -> Option<&store_postgres::PostgresError> {
+    match e {
+        session_core::Error::Backend(b) => {
+            std::error::Error::source(b).and_then(|s| s.downcast_ref::<store_postgres::PostgresError>())
+        }
+        _ => None,
     }
 }
