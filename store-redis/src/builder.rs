@@ -6,8 +6,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use session_core::{ConfigError, Error};
 
 use crate::RedisStore;
+use crate::error::{self, Timeouts};
 use crate::keys::KeyLayout;
-use crate::reply::{self, Timeouts};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "session:";
@@ -41,7 +41,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .prefix("myapp:session:")
 ///     .response_timeout(Duration::from_millis(250))
-///     .build()
+///     .connect()
 ///     .await?;
 /// # Ok(())
 /// # }
@@ -71,7 +71,7 @@ impl RedisStoreBuilder {
     /// The prefix of every key this store writes (default
     /// [`DEFAULT_PREFIX`]). Several applications, or several stores, share
     /// one Redis by using distinct prefixes. It must not contain `{` or `}`
-    /// (they would break the hash tags): [`build`](Self::build) refuses it
+    /// (they would break the hash tags): [`connect`](Self::connect) refuses it
     /// with [`Error::Config`].
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -122,7 +122,7 @@ impl RedisStoreBuilder {
     ///
     /// Errors: [`Error::Config`] for a malformed URL or prefix, before any
     /// I/O; a transient [`Error::Backend`] if the server cannot be reached.
-    pub async fn build(self) -> Result<RedisStore, Error> {
+    pub async fn connect(self) -> Result<RedisStore, Error> {
         let keys = KeyLayout::new(self.prefix)?;
         // The URL may hold a password: report what is wrong, not the URL.
         let client = redis::Client::open(self.url.as_str())
@@ -139,12 +139,8 @@ impl RedisStoreBuilder {
             .set_max_delay(MAX_RECONNECT_DELAY);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| reply::error("connect", timeouts, e))?;
-        Ok(RedisStore {
-            connection,
-            keys,
-            grace_ms: i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX),
-            timeouts,
-        })
+            .map_err(|e| error::error("connect", timeouts, e))?;
+        let grace_ms = i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX);
+        Ok(RedisStore::from_parts(connection, keys, grace_ms, timeouts))
     }
 }

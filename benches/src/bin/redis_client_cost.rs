@@ -80,7 +80,7 @@ where
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = Server::Redis.url();
     let prefix = format!("{}:", unique_name("redis_client_cost"));
-    let store = RedisStore::builder(&url).prefix(&prefix).build().await?;
+    let store = RedisStore::builder(&url).prefix(&prefix).connect().await?;
     // A plain connection, no timeouts: the raw commands pay for nothing
     // but the command.
     let mut raw = redis::Client::open(url.as_str())?

@@ -42,7 +42,7 @@ pub async fn shared_store() -> Option<RedisStore> {
 /// Like [`shared_store`], with extra builder settings.
 pub async fn shared_store_with(configure: impl FnOnce(RedisStoreBuilder) -> RedisStoreBuilder) -> Option<RedisStore> {
     let builder = RedisStore::builder(redis_url()).prefix(unique_prefix());
-    match configure(builder).build().await {
+    match configure(builder).connect().await {
         Ok(store) => Some(store),
         Err(e) => {
             unavailable(&format!("Redis at {} is unreachable ({e})", redis_url()));

@@ -1,12 +1,12 @@
 //! Every operation costs one round trip: for each operation the server
-//! executes exactly one command sent by a client (EVALSHA, or HMGET for
-//! `load` and `was_rotated`), and nothing else.
+//! executes exactly one command sent by a client (EVALSHA, or GET for
+//! `load` and GETRANGE for `was_rotated`), and nothing else.
 //!
 //! Two witnesses, both from the server: `INFO commandstats` (its EVALSHA
 //! counter grows by one) and `MONITOR`, which lists every command a client
 //! sent in execution order, marking the ones a script ran (`[0 lua]`), so
 //! the commands of one operation are exactly those between two markers.
-//! Commandstats alone cannot tell a client's HMGET from a script's.
+//! Commandstats alone cannot tell a client's GET from a script's.
 //!
 //! Runs on a private `redis-server`, so no other test's traffic is counted.
 
@@ -131,7 +131,7 @@ fn record(key: StoreKey, now: Timestamp, owner: Option<&str>) -> Record {
 async fn every_operation_is_exactly_one_evalsha() {
     let Some(server) = PrivateServer::start() else { return };
     let store = RedisStore::builder(server.url())
-        .build()
+        .connect()
         .await
         .expect("the private server is up");
     let mut witness = Witness::new(&server).await;
@@ -194,7 +194,7 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     check("create without owner", d);
 
-    // `load` is a plain HMGET: one command, atomic by itself, no script.
+    // `load` is a plain GET: one command, atomic by itself, no script.
     let d = witness
         .commands_of(async {
             assert!(store.load(&a, now).await.expect("load").is_some());
@@ -202,8 +202,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     assert_eq!(
         d,
-        BTreeMap::from([("hmget".to_owned(), 1)]),
-        "load must be one HMGET and nothing else"
+        BTreeMap::from([("get".to_owned(), 1)]),
+        "load must be one GET and nothing else"
     );
 
     let d = witness
@@ -254,7 +254,7 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     check("rotate with set_owner", d);
 
-    // was_rotated is a plain HMGET, like load.
+    // was_rotated is a plain GETRANGE of the header.
     let d = witness
         .commands_of(async {
             assert!(store.was_rotated(&c, now).await.expect("was_rotated"));
@@ -262,8 +262,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     assert_eq!(
         d,
-        BTreeMap::from([("hmget".to_owned(), 1)]),
-        "was_rotated must be one HMGET and nothing else"
+        BTreeMap::from([("getrange".to_owned(), 1)]),
+        "was_rotated must be one GETRANGE and nothing else"
     );
 
     let d = witness
@@ -316,7 +316,7 @@ async fn every_operation_is_exactly_one_evalsha() {
 async fn scripts_reload_themselves_after_the_server_forgets_them() {
     let Some(server) = PrivateServer::start() else { return };
     let store = RedisStore::builder(server.url())
-        .build()
+        .connect()
         .await
         .expect("the private server is up");
     let mut witness = Witness::new(&server).await;
