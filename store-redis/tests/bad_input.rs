@@ -12,7 +12,7 @@ use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Time
 use store_redis::RedisStore;
 use tracing::instrument::WithSubscriber;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 
 fn record(key: StoreKey, now: Timestamp, owner: Option<&str>) -> Record {
     Record {

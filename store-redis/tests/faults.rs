@@ -12,7 +12,7 @@ use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Time
 use store_redis::RedisStore;
 use support::PrivateServer;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(300);
 const CONNECTION_TIMEOUT: Duration = Duration::from_millis(300);
 const RETRIES: usize = 1;

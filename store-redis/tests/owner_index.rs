@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use session_core::{Bytes, Record, SessionStore, StoreKey, Timestamp, Update};
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 
 fn record(key: StoreKey, created_at: Timestamp, expires_at: Timestamp, owner: &str) -> Record {
     Record {

@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 use session_core::{Bytes, Error, Overwrite, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 const MS: Duration = Duration::from_millis(1);
 
 fn record(key: StoreKey, now: Timestamp, ttl: Duration, owner: Option<&str>) -> Record {

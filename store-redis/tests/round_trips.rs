@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 
 /// The server's view of the commands clients send.
 struct Witness {
