@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
 use session_core::{ConfigError, Error};
 
 use crate::RedisStore;
+use crate::connection::Link;
 use crate::error::{self, Timeouts};
 use crate::keys::KeyLayout;
 
@@ -24,7 +25,7 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// waiting operations fail.
 pub const DEFAULT_RECONNECT_RETRIES: usize = 2;
 
-/// First delay between reconnect attempts; it doubles (with jitter) per
+/// First delay between reconnect attempts; it doubles per
 /// attempt, up to [`MAX_RECONNECT_DELAY`].
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 
@@ -131,15 +132,18 @@ impl RedisStoreBuilder {
             response: self.response_timeout,
             connection: self.connection_timeout,
         };
-        let config = ConnectionManagerConfig::new()
+        let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(self.response_timeout))
-            .set_connection_timeout(Some(self.connection_timeout))
-            .set_number_of_retries(self.reconnect_retries)
-            .set_min_delay(MIN_RECONNECT_DELAY)
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| error::error("connect", timeouts, e))?;
+            .set_connection_timeout(Some(self.connection_timeout));
+        let connection = Link::connect(
+            client,
+            config,
+            self.reconnect_retries,
+            MIN_RECONNECT_DELAY,
+            MAX_RECONNECT_DELAY,
+        )
+        .await
+        .map_err(|e| error::error("connect", timeouts, e))?;
         let grace_ms = i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX);
         Ok(RedisStore::from_parts(connection, keys, grace_ms, timeouts))
     }

@@ -128,6 +128,7 @@
 //! (`PEXPIRETIME`, script error codes passed through).
 
 mod builder;
+mod connection;
 mod error;
 mod keys;
 mod record;
@@ -138,7 +139,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
 use session_core::{
     Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update, async_trait,
@@ -148,6 +148,7 @@ pub use builder::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT, RedisStoreBuilder,
 };
 
+use connection::Link;
 use error::Timeouts;
 use keys::KeyLayout;
 use record::{HEADER_LEN, OpId};
@@ -165,8 +166,8 @@ use scripts::{Lua, SCRIPTS};
 #[derive(Clone)]
 pub struct RedisStore {
     // Multiplexed: concurrent operations are pipelined on one socket, which
-    // is how Redis is fastest; it reconnects by itself when the socket dies.
-    connection: ConnectionManager,
+    // is how Redis is fastest; replaced when the socket dies.
+    connection: Arc<Link>,
     keys: KeyLayout,
     // Passed to the scripts as a decimal string; see ttl_grace.
     grace: Arc<str>,
@@ -260,14 +261,9 @@ impl RedisStore {
         Self::builder(url).connect().await
     }
 
-    pub(crate) fn from_parts(
-        connection: ConnectionManager,
-        keys: KeyLayout,
-        grace_ms: i64,
-        timeouts: Timeouts,
-    ) -> Self {
+    pub(crate) fn from_parts(connection: Link, keys: KeyLayout, grace_ms: i64, timeouts: Timeouts) -> Self {
         Self {
-            connection,
+            connection: Arc::new(connection),
             keys,
             grace: grace_ms.to_string().into(),
             grace_ms,
@@ -350,16 +346,16 @@ impl RedisStore {
     /// Runs a script for operation `op`: EVALSHA, and SCRIPT LOAD + EVALSHA
     /// again only after NOSCRIPT (a restart, a `SCRIPT FLUSH`).
     async fn run(&self, op: &'static str, lua: &Lua, cmd: &Cmd) -> Result<Value, Error> {
-        let mut connection = self.connection.clone();
-        match cmd.query_async::<Value>(&mut connection).await {
+        match self.connection.send(cmd).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(lua.source.as_str())
-                    .query_async::<Value>(&mut connection)
+                let mut load = redis::cmd("SCRIPT");
+                load.arg("LOAD").arg(lua.source.as_str());
+                self.connection
+                    .send(&load)
                     .await
                     .map_err(|e| error::error(op, self.timeouts, e))?;
-                cmd.query_async::<Value>(&mut connection)
+                self.connection
+                    .send(cmd)
                     .await
                     .map_err(|e| error::error(op, self.timeouts, e))
             }
@@ -369,8 +365,8 @@ impl RedisStore {
 
     /// Sends one plain command for operation `op`.
     async fn query(&self, op: &'static str, cmd: &Cmd) -> Result<Value, Error> {
-        let mut connection = self.connection.clone();
-        cmd.query_async(&mut connection)
+        self.connection
+            .send(cmd)
             .await
             .map_err(|e| error::error(op, self.timeouts, e))
     }
