@@ -10,10 +10,12 @@
 //!
 //! Reconnecting: a command that fails because the connection broke (I/O
 //! error, dropped socket) marks it broken and returns its error; the next
-//! command connects again, one at a time (the others wait for that attempt
-//! rather than each opening a socket), retrying with a backoff.
+//! command connects again, retrying with a backoff; commands that arrive
+//! meanwhile wait for that round and share its outcome rather than each
+//! opening a socket or starting a round of their own.
 
 use std::sync::RwLock;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -31,8 +33,21 @@ pub(crate) struct Link {
     max_delay: Duration,
     // A std lock: it is never held across an await.
     current: RwLock<Current>,
-    // Held while connecting, so that one attempt serves every waiter.
-    connecting: tokio::sync::Mutex<u64>,
+    // Held while connecting, so that one round of attempts serves every
+    // waiter: it holds the last generation and the count and outcome of the
+    // last failed round.
+    connecting: tokio::sync::Mutex<Rounds>,
+    // The count of failed rounds, readable without the lock: a waiter that
+    // sees it change while it waited shares that round's error instead of
+    // starting a round of its own (64 waiters would otherwise wait for 64
+    // rounds one after another).
+    failed_rounds: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Rounds {
+    generation: u64,
+    last_error: Option<RedisError>,
 }
 
 impl Link {
@@ -52,7 +67,8 @@ impl Link {
             min_delay,
             max_delay,
             current: RwLock::new(None),
-            connecting: tokio::sync::Mutex::new(0),
+            connecting: tokio::sync::Mutex::new(Rounds::default()),
+            failed_rounds: std::sync::atomic::AtomicU64::new(0),
         };
         link.connection().await?;
         Ok(link)
@@ -68,9 +84,15 @@ impl Link {
         if let Some(c) = self.current() {
             return Ok(c);
         }
-        let mut generation = self.connecting.lock().await;
+        let failed_before = self.failed_rounds.load(Ordering::Acquire);
+        let mut rounds = self.connecting.lock().await;
         if let Some(c) = self.current() {
             return Ok(c);
+        }
+        if self.failed_rounds.load(Ordering::Acquire) != failed_before
+            && let Some(e) = &rounds.last_error
+        {
+            return Err(e.clone());
         }
         let mut delay = self.min_delay;
         let mut attempt = 0;
@@ -81,7 +103,11 @@ impl Link {
                 .await
             {
                 Ok(c) => break c,
-                Err(e) if attempt >= self.retries => return Err(e),
+                Err(e) if attempt >= self.retries => {
+                    rounds.last_error = Some(e.clone());
+                    self.failed_rounds.fetch_add(1, Ordering::Release);
+                    return Err(e);
+                }
                 Err(_) => {
                     attempt += 1;
                     tokio::time::sleep(delay).await;
@@ -89,8 +115,9 @@ impl Link {
                 }
             }
         };
-        *generation += 1;
-        let c = (*generation, connection);
+        rounds.generation += 1;
+        rounds.last_error = None;
+        let c = (rounds.generation, connection);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
         Ok(c)
     }
