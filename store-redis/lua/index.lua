@@ -1,11 +1,12 @@
--- Shared by the scripts that keep owner indexes. An owner's index is a
+-- Shared by the functions that keep owner indexes. An owner's index is a
 -- sorted set of session keys (hex) scored by their expires_at, with a TTL at
--- its longest-lived entry (plus grace). Built on first use: a helper is a
--- closure that EVALSHA builds again on every call, and most calls (sessions
--- without an owner) need none of them.
-local index_helpers = nil
+-- its longest-lived entry (plus grace). Built on first use, and again when
+-- a call comes with another prefix or grace (the library serves every
+-- store on the server): most calls (sessions without an owner) need none
+-- of them.
+local index_helpers, index_prefix, index_grace = nil, nil, nil
 local function owner_index(prefix, grace)
-  if index_helpers then return index_helpers end
+  if index_helpers and index_prefix == prefix and index_grace == grace then return index_helpers end
   local m = {}
 
   -- The same names as src/keys.rs.
@@ -82,6 +83,6 @@ local function owner_index(prefix, grace)
     if redis.pcall('ZREM', index, hex) == 1 then m.tidy(index, false) end
   end
 
-  index_helpers = m
+  index_helpers, index_prefix, index_grace = m, prefix, grace
   return m
 end

@@ -1,5 +1,4 @@
--- Shared by every script: reading a record's header. Prepended to each
--- script (EVALSHA) or loaded once at the top of the library (FCALL).
+-- Shared by every function of the library: reading a record's header.
 --
 -- A key holds one string, laid out as src/record.rs writes it (the two must
 -- agree):

@@ -45,12 +45,12 @@
 //!
 //! - **Atomic, linearizable, one round trip.** `load` is one `GET` and
 //!   `was_rotated` one `GETRANGE` of the header; every other operation is one
-//!   Lua script sent with EVALSHA (loaded again only when the server answers
-//!   NOSCRIPT, for example after a restart). Redis runs a command or script
-//!   to completion before serving anything else, so each operation takes
-//!   effect at one instant. Scripts validate everything they touch before
-//!   their first write, because Redis does not roll back a script that fails
-//!   half way. [`delete_expired`](SessionStore::delete_expired) sends nothing
+//!   `FCALL` of a Lua function of this crate's library (loaded again only
+//!   when the server does not have it, for example after a restart without
+//!   persistence). Redis runs a command or function to completion before
+//!   serving anything else, so each operation takes effect at one instant.
+//!   Functions validate everything they touch before their first write,
+//!   because Redis does not roll back a function that fails half way. [`delete_expired`](SessionStore::delete_expired) sends nothing
 //!   and returns 0: the server expires records by itself.
 //! - **Liveness by the caller's clock.** A record is live iff
 //!   `now < expires_at`, with `now` the argument of the operation; the
@@ -113,8 +113,8 @@
 //! snapshots only, everything since the last snapshot; with persistence off,
 //! every session is gone and all users are logged out. Nothing is corrupted
 //! or resurrected by a restart: a restored record carries its absolute TTL,
-//! and liveness is still judged by `expires_at`. The scripts reload
-//! themselves and the store reconnects. Replication is asynchronous: a
+//! and liveness is still judged by `expires_at`. The function library
+//! reloads itself and the store reconnects. Replication is asynchronous: a
 //! failover may lose the last writes, as for any Redis data.
 //!
 //! ## Scaling out
@@ -139,7 +139,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
+use redis::{Cmd, Value};
 use session_core::{
     Error, Overwrite, OwnedSession, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update, async_trait,
 };
@@ -152,7 +152,7 @@ use connection::Link;
 use error::Timeouts;
 use keys::KeyLayout;
 use record::{HEADER_LEN, OpId};
-use scripts::{Lua, SCRIPTS};
+use scripts::LIBRARY;
 
 /// A session store on Redis. Cheap to clone: clones share one connection.
 ///
@@ -331,11 +331,10 @@ impl RedisStore {
         self.timeouts.response
     }
 
-    /// An EVALSHA of `lua` with `keys` keys, and the two arguments every
-    /// script starts with: the key prefix and the TTL grace.
-    fn script(&self, lua: &Lua, keys: usize) -> Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(lua.sha.as_str()).arg(keys);
+    /// An FCALL of `function` with `keys` keys.
+    fn script(&self, function: &str, keys: usize) -> Cmd {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(function).arg(keys);
         cmd
     }
 
@@ -343,13 +342,14 @@ impl RedisStore {
         cmd.arg(self.keys.prefix()).arg(&*self.grace);
     }
 
-    /// Runs a script for operation `op`: EVALSHA, and SCRIPT LOAD + EVALSHA
-    /// again only after NOSCRIPT (a restart, a `SCRIPT FLUSH`).
-    async fn run(&self, op: &'static str, lua: &Lua, cmd: &Cmd) -> Result<Value, Error> {
+    /// Runs a function for operation `op`: FCALL, and FUNCTION LOAD + FCALL
+    /// again only when the server does not have the library (a restart
+    /// without persistence, a `FUNCTION FLUSH`, a new version of this crate).
+    async fn run(&self, op: &'static str, cmd: &Cmd) -> Result<Value, Error> {
         match self.connection.send(cmd).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                let mut load = redis::cmd("SCRIPT");
-                load.arg("LOAD").arg(lua.source.as_str());
+            Err(e) if e.detail().is_some_and(|d| d.starts_with("Function not found")) => {
+                let mut load = redis::cmd("FUNCTION");
+                load.arg("LOAD").arg("REPLACE").arg(LIBRARY.source.as_str());
                 self.connection
                     .send(&load)
                     .await
@@ -386,7 +386,7 @@ impl RedisStore {
             record.owner.as_deref(),
             &record.data,
         )?;
-        let mut cmd = self.script(&SCRIPTS.create, 1);
+        let mut cmd = self.script(&LIBRARY.create, 1);
         cmd.arg(&session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session))
@@ -397,7 +397,7 @@ impl RedisStore {
         if let Some(owner) = &record.owner {
             cmd.arg(owner.as_str()).arg(record.expires_at.as_millis());
         }
-        match reply::flag("a create result", &self.run("create", &SCRIPTS.create, &cmd).await?)? {
+        match reply::flag("a create result", &self.run("create", &cmd).await?)? {
             true => Ok(()),
             false => Err(Error::AlreadyExists),
         }
@@ -423,7 +423,7 @@ impl RedisStore {
             write.owner,
             write.data,
         )?;
-        let mut cmd = self.script(&SCRIPTS.write, 1);
+        let mut cmd = self.script(&LIBRARY.write, 1);
         cmd.arg(&session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session)).arg(&millis(now));
@@ -435,7 +435,7 @@ impl RedisStore {
         if let Some(owner) = write.owner {
             cmd.arg(owner).arg(write.expires_at.as_millis());
         }
-        let value = self.run(op_name, &SCRIPTS.write, &cmd).await?;
+        let value = self.run(op_name, &cmd).await?;
         reply::written(&value, write.expected.is_some())
     }
 
@@ -449,7 +449,7 @@ impl RedisStore {
     ) -> Result<Record, Error> {
         let old = self.keys.session(old_key);
         let new = self.keys.session(new_key);
-        let mut cmd = self.script(&SCRIPTS.rotate, 2);
+        let mut cmd = self.script(&LIBRARY.rotate, 2);
         cmd.arg(&old).arg(&new);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&old))
@@ -462,28 +462,25 @@ impl RedisStore {
         if let Some(owner) = set_owner {
             cmd.arg(owner);
         }
-        reply::moved_record(self.run("rotate", &SCRIPTS.rotate, &cmd).await?, *new_key)
+        reply::moved_record(self.run("rotate", &cmd).await?, *new_key)
     }
 
     async fn delete_as(&self, key: &StoreKey, now: Timestamp, op: OpId) -> Result<bool, Error> {
         let session = self.keys.session(key);
-        let mut cmd = self.script(&SCRIPTS.delete, 1);
+        let mut cmd = self.script(&LIBRARY.delete, 1);
         cmd.arg(&session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session)).arg(&millis(now)).arg(&op);
-        reply::flag("a delete result", &self.run("delete", &SCRIPTS.delete, &cmd).await?)
+        reply::flag("a delete result", &self.run("delete", &cmd).await?)
     }
 
     async fn delete_by_owner_as(&self, owner: &str, now: Timestamp, op: OpId) -> Result<u64, Error> {
-        let mut cmd = self.script(&SCRIPTS.delete_by_owner, 2);
+        let mut cmd = self.script(&LIBRARY.delete_by_owner, 2);
         cmd.arg(self.keys.owner_index(owner))
             .arg(self.keys.owner_receipt(owner));
         self.common_args(&mut cmd);
         cmd.arg(owner).arg(&millis(now)).arg(&op);
-        let n = reply::int(
-            "a count",
-            &self.run("delete_by_owner", &SCRIPTS.delete_by_owner, &cmd).await?,
-        )?;
+        let n = reply::int("a count", &self.run("delete_by_owner", &cmd).await?)?;
         u64::try_from(n).map_err(|_| error::impossible("a count", &Value::Int(n)))
     }
 }
@@ -592,7 +589,7 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
         let session = self.keys.session(key);
-        let mut cmd = self.script(&SCRIPTS.touch, 1);
+        let mut cmd = self.script(&LIBRARY.touch, 1);
         cmd.arg(&session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session))
@@ -600,7 +597,7 @@ impl SessionStore for RedisStore {
             .arg(&millis(expires_at))
             .arg(self.ttl_at(expires_at))
             .arg(expires_at.as_millis());
-        reply::flag("a touch result", &self.run("touch", &SCRIPTS.touch, &cmd).await?)
+        reply::flag("a touch result", &self.run("touch", &cmd).await?)
     }
 
     async fn rotate(
@@ -635,11 +632,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
-        let mut cmd = self.script(&SCRIPTS.list_by_owner, 1);
+        let mut cmd = self.script(&LIBRARY.list_by_owner, 1);
         cmd.arg(self.keys.owner_index(owner));
         self.common_args(&mut cmd);
         cmd.arg(owner).arg(&millis(now)).arg(now.as_millis());
-        let value = self.run("list_by_owner", &SCRIPTS.list_by_owner, &cmd).await?;
+        let value = self.run("list_by_owner", &cmd).await?;
         let (sessions, skipped) = reply::owner_listing(&value)?;
         // Left out, not fatal: a "your devices" page still shows the rest.
         // The log names the key by its short prefix, never the owner or data.
