@@ -109,7 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ops: Arc<[StoreKey]> = (0..OPS).map(|i| keys[i % KEYS]).collect();
     for _ in 0..2 {
         let s = store.clone();
-        measure("ours: load (HMGET)", &mut raw, &ops, move |k| {
+        measure("ours: load (GET)", &mut raw, &ops, move |k| {
             let s = s.clone();
             async move {
                 match s.load(&k, now).await {
