@@ -74,6 +74,16 @@ impl RedisStoreBuilder {
     /// one Redis by using distinct prefixes. It must not contain `{` or `}`
     /// (they would break the hash tags): [`connect`](Self::connect) refuses it
     /// with [`Error::Config`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .prefix("myapp:session:")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -84,6 +94,16 @@ impl RedisStoreBuilder {
     /// operation and this duration. Default [`DEFAULT_RESPONSE_TIMEOUT`].
     /// The operation may still have taken effect on the server: after a
     /// timeout, a write's outcome is unknown.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .response_timeout(std::time::Duration::from_millis(250))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -91,6 +111,16 @@ impl RedisStoreBuilder {
 
     /// How long to wait for one connection attempt (at start and on every
     /// reconnect). Default [`DEFAULT_CONNECTION_TIMEOUT`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .connection_timeout(std::time::Duration::from_millis(500))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
@@ -104,6 +134,16 @@ impl RedisStoreBuilder {
     /// While the server is unreachable an operation therefore fails after at
     /// most about `(retries + 1) × connection_timeout` plus the backoff; when
     /// connected, after at most `response_timeout`.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .reconnect_retries(5)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect_retries(mut self, retries: usize) -> Self {
         self.reconnect_retries = retries;
         self
@@ -114,6 +154,16 @@ impl RedisStoreBuilder {
     /// makes a session live longer; it only keeps a Redis whose clock runs
     /// ahead of the application's from removing a record that is still live
     /// by the application's clock.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .ttl_grace(std::time::Duration::from_secs(5))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn ttl_grace(mut self, grace: Duration) -> Self {
         self.ttl_grace = grace;
         self
@@ -123,6 +173,16 @@ impl RedisStoreBuilder {
     ///
     /// Errors: [`Error::Config`] for a malformed URL or prefix, before any
     /// I/O; a transient [`Error::Backend`] if the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .prefix("myapp:session:")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(self) -> Result<RedisStore, Error> {
         let keys = KeyLayout::new(self.prefix)?;
         // The URL may hold a password: report what is wrong, not the URL.
