@@ -25,8 +25,15 @@ end
 -- nil and a reason for anything this crate did not write. Reads the header
 -- (one GETRANGE, which fails with WRONGTYPE on a non-string, so no TYPE
 -- call) and, for a session with an owner, the owner: never the data.
-local function head(key)
-  local h = redis.pcall('GETRANGE', key, 0, HEADER_LEN - 1)
+-- `strict`: a WRONGTYPE stops the function (the client reads it as
+-- Error::Corrupt), which spares the pcall on the paths that stop anyway.
+local function head(key, strict)
+  local h
+  if strict then
+    h = redis.call('GETRANGE', key, 0, HEADER_LEN - 1)
+  else
+    h = redis.pcall('GETRANGE', key, 0, HEADER_LEN - 1)
+  end
   if type(h) == 'table' then
     if h.err and string.sub(h.err, 1, 9) == 'WRONGTYPE' then
       return nil, 'the key holds another type than a session string'
@@ -55,7 +62,7 @@ end
 -- The header under `key`, or nil; a damaged record stops the script with an
 -- error the client turns into Error::Corrupt, before any write.
 local function read(key)
-  local r, why = head(key)
+  local r, why = head(key, true)
   if why then error({err = 'CORRUPT ' .. why}) end
   return r
 end
