@@ -149,7 +149,7 @@ async fn redis_store(url: &str) -> Result<OurStore, BenchError> {
     let store = store_redis::RedisStore::builder(url)
         .prefix(&prefix)
         .response_timeout(std::time::Duration::from_secs(10))
-        .build()
+        .connect()
         .await
         .map_err(|e| BenchError::new("connecting RedisStore", e))?;
     let namespace = Namespace::RedisPrefix {

@@ -5,6 +5,7 @@
 
 mod cells;
 pub mod plots;
+pub mod server_cpu;
 pub mod table;
 pub mod targets;
 

@@ -112,7 +112,7 @@
 //! # use axum_login::{AuthManagerLayerBuilder, AuthnBackend};
 //! # use axum_login::tower_sessions::SessionManagerLayer;
 //! # async fn build<B: AuthnBackend + 'static>(backend: B, url: &str) -> Result<(), session_core::Error> {
-//! let redis = store_redis::RedisStore::builder(url).prefix("app:sessions:").build().await?;
+//! let redis = store_redis::RedisStore::builder(url).prefix("app:sessions:").connect().await?;
 //! let session_store = compat_tower_sessions::TowerStore::new(redis);
 //! let session_layer = SessionManagerLayer::new(session_store);
 //! let auth_layer = AuthManagerLayerBuilder::new(backend, session_layer).build();

@@ -104,7 +104,7 @@ pub async fn open_store(args: &Args) -> Result<OpenStore, sessions::Error> {
         StoreChoice::Redis => {
             let url = redis_url();
             // Redis expires sessions by itself: no sweep needed.
-            let redis = RedisStore::builder(url.as_str()).prefix("demo:").build().await?;
+            let redis = RedisStore::builder(url.as_str()).prefix("demo:").connect().await?;
             OpenStore {
                 store: Arc::new(redis),
                 sled: None,

@@ -23,7 +23,7 @@ impl StoreFactory for Redis {
         let url = redis_url();
         RedisStore::builder(url.as_str())
             .prefix(format!("session-tower-test:{}:", conformance::fresh_key().short()))
-            .build()
+            .connect()
             .await
             .map_err(|e| Unavailable(format!("Redis at {url}: {e}")))
     }

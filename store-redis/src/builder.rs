@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
 use session_core::{ConfigError, Error};
 
 use crate::RedisStore;
+use crate::connection::Link;
+use crate::error::{self, Timeouts};
 use crate::keys::KeyLayout;
-use crate::reply::{self, Timeouts};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "session:";
@@ -24,7 +25,7 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// waiting operations fail.
 pub const DEFAULT_RECONNECT_RETRIES: usize = 2;
 
-/// First delay between reconnect attempts; it doubles (with jitter) per
+/// First delay between reconnect attempts; it doubles per
 /// attempt, up to [`MAX_RECONNECT_DELAY`].
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 
@@ -41,7 +42,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// let store = RedisStore::builder("redis://127.0.0.1:6379")
 ///     .prefix("myapp:session:")
 ///     .response_timeout(Duration::from_millis(250))
-///     .build()
+///     .connect()
 ///     .await?;
 /// # Ok(())
 /// # }
@@ -71,8 +72,18 @@ impl RedisStoreBuilder {
     /// The prefix of every key this store writes (default
     /// [`DEFAULT_PREFIX`]). Several applications, or several stores, share
     /// one Redis by using distinct prefixes. It must not contain `{` or `}`
-    /// (they would break the hash tags): [`build`](Self::build) refuses it
+    /// (they would break the hash tags): [`connect`](Self::connect) refuses it
     /// with [`Error::Config`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .prefix("myapp:session:")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -83,6 +94,16 @@ impl RedisStoreBuilder {
     /// operation and this duration. Default [`DEFAULT_RESPONSE_TIMEOUT`].
     /// The operation may still have taken effect on the server: after a
     /// timeout, a write's outcome is unknown.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .response_timeout(std::time::Duration::from_millis(250))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -90,6 +111,16 @@ impl RedisStoreBuilder {
 
     /// How long to wait for one connection attempt (at start and on every
     /// reconnect). Default [`DEFAULT_CONNECTION_TIMEOUT`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .connection_timeout(std::time::Duration::from_millis(500))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
@@ -103,6 +134,16 @@ impl RedisStoreBuilder {
     /// While the server is unreachable an operation therefore fails after at
     /// most about `(retries + 1) × connection_timeout` plus the backoff; when
     /// connected, after at most `response_timeout`.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .reconnect_retries(5)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect_retries(mut self, retries: usize) -> Self {
         self.reconnect_retries = retries;
         self
@@ -113,6 +154,16 @@ impl RedisStoreBuilder {
     /// makes a session live longer; it only keeps a Redis whose clock runs
     /// ahead of the application's from removing a record that is still live
     /// by the application's clock.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .ttl_grace(std::time::Duration::from_secs(5))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn ttl_grace(mut self, grace: Duration) -> Self {
         self.ttl_grace = grace;
         self
@@ -122,7 +173,17 @@ impl RedisStoreBuilder {
     ///
     /// Errors: [`Error::Config`] for a malformed URL or prefix, before any
     /// I/O; a transient [`Error::Backend`] if the server cannot be reached.
-    pub async fn build(self) -> Result<RedisStore, Error> {
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .prefix("myapp:session:")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(self) -> Result<RedisStore, Error> {
         let keys = KeyLayout::new(self.prefix)?;
         // The URL may hold a password: report what is wrong, not the URL.
         let client = redis::Client::open(self.url.as_str())
@@ -131,20 +192,19 @@ impl RedisStoreBuilder {
             response: self.response_timeout,
             connection: self.connection_timeout,
         };
-        let config = ConnectionManagerConfig::new()
+        let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(self.response_timeout))
-            .set_connection_timeout(Some(self.connection_timeout))
-            .set_number_of_retries(self.reconnect_retries)
-            .set_min_delay(MIN_RECONNECT_DELAY)
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| reply::error("connect", timeouts, e))?;
-        Ok(RedisStore {
-            connection,
-            keys,
-            grace_ms: i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX),
-            timeouts,
-        })
+            .set_connection_timeout(Some(self.connection_timeout));
+        let connection = Link::connect(
+            client,
+            config,
+            self.reconnect_retries,
+            MIN_RECONNECT_DELAY,
+            MAX_RECONNECT_DELAY,
+        )
+        .await
+        .map_err(|e| error::error("connect", timeouts, e))?;
+        let grace_ms = i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX);
+        Ok(RedisStore::from_parts(connection, keys, grace_ms, timeouts))
     }
 }

@@ -23,17 +23,18 @@ impl StoreFactory for Redis {
         let url = support::redis_url();
         RedisStore::builder(url.as_str())
             .prefix(support::unique_prefix())
-            .build()
+            .connect()
             .await
             .map_err(|e| Unavailable(format!("Redis at {url}: {e}")))
     }
 
     async fn corrupt(&self, store: &RedisStore, key: &StoreKey) {
         let mut conn = support::raw_connection(&support::redis_url()).await;
+        // An unknown format byte: the record can no longer be read.
         let _: () = conn
-            .hset(store.session_key(key), "version", "garbage")
+            .setrange(store.session_key(key), 0, "X")
             .await
-            .expect("HSET on the test server");
+            .expect("SETRANGE on the test server");
     }
 
     fn expires_by_itself(&self) -> bool {

@@ -12,7 +12,7 @@ use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey, Time
 use store_redis::RedisStore;
 use support::PrivateServer;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(300);
 const CONNECTION_TIMEOUT: Duration = Duration::from_millis(300);
 const RETRIES: usize = 1;
@@ -31,7 +31,7 @@ async fn store_on(server: &PrivateServer) -> RedisStore {
         .response_timeout(RESPONSE_TIMEOUT)
         .connection_timeout(CONNECTION_TIMEOUT)
         .reconnect_retries(RETRIES)
-        .build()
+        .connect()
         .await
         .expect("the private server is up")
 }
@@ -252,7 +252,7 @@ async fn a_store_that_cannot_connect_says_which_step_failed() {
     let result = RedisStore::builder(url)
         .connection_timeout(CONNECTION_TIMEOUT)
         .reconnect_retries(0)
-        .build()
+        .connect()
         .await;
     match result {
         Err(Error::Backend(e)) => {

@@ -1,6 +1,7 @@
-//! What `rotate` leaves under the old key, as Redis holds it: a hash of one
-//! field, `rotated_until`, with the old record's server TTL; and how every
-//! operation treats it, damaged marks and look-alike hashes included.
+//! What `rotate` leaves under the old key, as Redis holds it: a string of
+//! its own kind (`M`), its end in the `expires_at` field of the header, with
+//! the old record's server TTL; and how every operation treats it, damaged
+//! marks and deletion receipts included.
 
 mod support;
 
@@ -11,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 use session_core::{Bytes, Error, Overwrite, ROTATION_MARK_TTL, Record, SessionStore, StoreKey, Timestamp, Update};
 use store_redis::RedisStore;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 const MS: Duration = Duration::from_millis(1);
 
 fn record(key: StoreKey, now: Timestamp, ttl: Duration, owner: Option<&str>) -> Record {
@@ -25,8 +26,13 @@ fn record(key: StoreKey, now: Timestamp, ttl: Duration, owner: Option<&str>) -> 
     }
 }
 
-async fn fields(conn: &mut MultiplexedConnection, store: &RedisStore, key: &StoreKey) -> Vec<(String, String)> {
-    conn.hgetall(store.session_key(key)).await.expect("HGETALL")
+async fn raw(conn: &mut MultiplexedConnection, store: &RedisStore, key: &StoreKey) -> Vec<u8> {
+    conn.get(store.session_key(key)).await.expect("GET")
+}
+
+/// The end of the mark in `raw`, or `None` if it is not a mark.
+fn mark_until(raw: &[u8]) -> Option<i64> {
+    (raw.len() == 43 && raw[0] == b'M').then(|| i64::from_be_bytes(raw[17..25].try_into().expect("8 bytes")))
 }
 
 async fn server_ttl(conn: &mut MultiplexedConnection, store: &RedisStore, key: &StoreKey) -> i64 {
@@ -61,7 +67,7 @@ async fn absent_for_every_operation(store: &RedisStore, key: StoreKey, now: Time
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mark_is_a_hash_of_one_field_with_the_old_records_server_ttl() {
+async fn a_mark_is_a_string_of_its_own_kind_with_the_old_records_server_ttl() {
     let grace = Duration::from_secs(60);
     let Some(store) = support::shared_store_with(|b| b.ttl_grace(grace)).await else {
         return;
@@ -78,13 +84,11 @@ async fn a_mark_is_a_hash_of_one_field_with_the_old_records_server_ttl() {
 
     let moved = store.rotate(&old, &new, None, now).await.expect("rotate");
     assert_eq!(store.load(&new, now).await.expect("load"), Some(moved));
-    // The mark: one field, in force for ROTATION_MARK_TTL by the caller's
-    // clock, kept by the server as long as the old record would have been.
-    let until = (now + ROTATION_MARK_TTL).as_millis().to_string();
-    assert_eq!(
-        fields(&mut conn, &store, &old).await,
-        vec![("rotated_until".to_owned(), until)]
-    );
+    // The mark: a header only, in force for ROTATION_MARK_TTL by the
+    // caller's clock, kept by the server as long as the old record would
+    // have been.
+    let until = (now + ROTATION_MARK_TTL).as_millis();
+    assert_eq!(mark_until(&raw(&mut conn, &store, &old).await), Some(until));
     assert_eq!(server_ttl(&mut conn, &store, &old).await, old_ttl);
     assert_eq!(server_ttl(&mut conn, &store, &new).await, old_ttl);
     // Never in an owner index.
@@ -99,8 +103,8 @@ async fn a_mark_is_a_hash_of_one_field_with_the_old_records_server_ttl() {
     let late = now + HOUR - Duration::from_secs(10);
     store.rotate(&short, &target, None, late).await.expect("rotate");
     assert_eq!(
-        fields(&mut conn, &store, &short).await,
-        vec![("rotated_until".to_owned(), (now + HOUR).as_millis().to_string())]
+        mark_until(&raw(&mut conn, &store, &short).await),
+        Some((now + HOUR).as_millis())
     );
     assert!(store.was_rotated(&short, now + HOUR - MS).await.expect("was_rotated"));
     assert!(!store.was_rotated(&short, now + HOUR).await.expect("was_rotated"));
@@ -167,87 +171,62 @@ async fn create_and_rotate_replace_a_mark_whole() {
     store.rotate(&a, &b, None, now).await.expect("rotate");
     store.rotate(&c, &d, None, now).await.expect("rotate");
 
-    // create over the mark under `a`: a plain session hash, no mark field.
+    // create over the mark under `a`: a session record.
     let fresh = record(a, now, HOUR * 2, Some("nina"));
     store.create(fresh.clone(), now).await.expect("create over a mark");
     assert!(!store.was_rotated(&a, now).await.expect("was_rotated"));
     assert_eq!(store.load(&a, now).await.expect("load"), Some(fresh.clone()));
-    let names: Vec<String> = fields(&mut conn, &store, &a)
-        .await
-        .into_iter()
-        .map(|(f, _)| f)
-        .collect();
-    assert!(!names.contains(&"rotated_until".to_owned()), "{names:?}");
+    assert_eq!(raw(&mut conn, &store, &a).await[0], b'S');
     assert_eq!(server_ttl(&mut conn, &store, &a).await, fresh.expires_at.as_millis());
 
     // rotate onto the mark under `c`.
     let moved = store.rotate(&a, &c, None, now).await.expect("rotate onto a mark");
     assert!(!store.was_rotated(&c, now).await.expect("was_rotated"));
     assert_eq!(store.load(&c, now).await.expect("load"), Some(moved));
-    let names: Vec<String> = fields(&mut conn, &store, &c)
-        .await
-        .into_iter()
-        .map(|(f, _)| f)
-        .collect();
-    assert!(!names.contains(&"rotated_until".to_owned()), "{names:?}");
+    assert_eq!(raw(&mut conn, &store, &c).await[0], b'S');
     assert_eq!(store.list_by_owner("nina", now).await.expect("list").len(), 1);
     support::delete_prefix(&support::redis_url(), store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_marks_and_hashes_without_session_fields() {
+async fn damaged_marks_foreign_types_and_deletion_receipts() {
     let Some(store) = support::shared_store().await else {
         return;
     };
     let mut conn = support::raw_connection(&support::redis_url()).await;
     let now = Timestamp::now();
+    let (a, b) = (conformance::fresh_key(), conformance::fresh_key());
+    store.create(record(a, now, HOUR, None), now).await.expect("create");
+    store.rotate(&a, &b, None, now).await.expect("rotate");
 
-    // A mark whose end is not a number: was_rotated cannot answer; for the
-    // rest it is no session, as any mark.
-    let damaged = conformance::fresh_key();
-    let _: () = conn
-        .hset(store.session_key(&damaged), "rotated_until", "soon")
-        .await
-        .expect("HSET");
-    assert!(matches!(store.was_rotated(&damaged, now).await, Err(Error::Corrupt(_))));
-    absent_for_every_operation(&store, damaged, now).await;
-    store
-        .create(record(damaged, now, HOUR, None), now)
-        .await
-        .expect("create replaces it");
-    assert!(!store.was_rotated(&damaged, now).await.expect("was_rotated"));
+    // A truncated mark cannot be told from a truncated record: it is a
+    // damaged record for every operation, and delete still removes it.
+    let mark = raw(&mut conn, &store, &a).await;
+    let _: () = conn.set(store.session_key(&a), &mark[..30]).await.expect("SET");
+    assert!(matches!(store.was_rotated(&a, now).await, Err(Error::Corrupt(_))));
+    assert!(matches!(store.load(&a, now).await, Err(Error::Corrupt(_))));
+    assert!(!store.delete(&a, now).await.expect("delete"));
+    assert!(!conn.exists::<_, bool>(store.session_key(&a)).await.expect("EXISTS"));
 
-    // A hash holding none of the session fields reads as absent everywhere
-    // (load's HMGET and the scripts agree), and is no mark.
+    // Another type under the key is corrupt for was_rotated too.
     let foreign = conformance::fresh_key();
     let _: () = conn
-        .hset(store.session_key(&foreign), "colour", "blue")
+        .hset(store.session_key(&foreign), "rotated_until", "1")
         .await
         .expect("HSET");
-    assert!(!store.was_rotated(&foreign, now).await.expect("was_rotated"));
-    absent_for_every_operation(&store, foreign, now).await;
-    assert!(!store.delete(&foreign, now).await.expect("delete"));
-    assert!(
-        !conn
-            .exists::<_, bool>(store.session_key(&foreign))
-            .await
-            .expect("EXISTS")
-    );
+    assert!(matches!(store.was_rotated(&foreign, now).await, Err(Error::Corrupt(_))));
 
-    // A session hash that also carries a mark field is a session, not a mark.
-    let both = conformance::fresh_key();
-    store.create(record(both, now, HOUR, None), now).await.expect("create");
-    let far = (now + HOUR).as_millis().to_string();
-    let _: () = conn
-        .hset(store.session_key(&both), "rotated_until", far)
+    // A session is no mark; a deletion receipt is neither a session nor a
+    // mark, and create replaces it.
+    assert!(!store.was_rotated(&b, now).await.expect("was_rotated"));
+    assert!(store.delete(&b, now).await.expect("delete"));
+    assert_eq!(raw(&mut conn, &store, &b).await[0], b'D');
+    assert!(!store.was_rotated(&b, now).await.expect("was_rotated"));
+    absent_for_every_operation(&store, b, now).await;
+    store
+        .create(record(b, now, HOUR, None), now)
         .await
-        .expect("HSET");
-    assert!(!store.was_rotated(&both, now).await.expect("was_rotated"));
-    assert!(store.load(&both, now).await.expect("load").is_some());
-
-    // A string under the key is corrupt for was_rotated too.
-    let string = conformance::fresh_key();
-    let _: () = conn.set(store.session_key(&string), "x").await.expect("SET");
-    assert!(matches!(store.was_rotated(&string, now).await, Err(Error::Corrupt(_))));
+        .expect("create over a receipt");
+    assert!(store.load(&b, now).await.expect("load").is_some());
     support::delete_prefix(&support::redis_url(), store.prefix()).await;
 }

@@ -12,9 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use benches::Backend;
 use benches::arena::Arena;
 use benches::measurement::{Measurement, target_dir, to_json_lines};
 use benches::report;
+use benches::report::server_cpu::{self, CommandStats, ServerCost};
 use benches::round::{Round, store_sizes};
 use benches::workload::{Workload, full_matrix, quick_matrix};
 
@@ -118,6 +120,14 @@ async fn main() -> std::process::ExitCode {
     let load_before = load_average();
     let mut measurements: Vec<Measurement> = Vec::new();
     let mut notes = Vec::new();
+    let mut server_costs: Vec<ServerCost> = Vec::new();
+    // For the Redis family's server CPU column; absent when Redis is not
+    // measured or unreachable.
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let mut stats_conn = match redis::Client::open(redis_url.as_str()) {
+        Ok(client) => client.get_multiplexed_async_connection().await.ok(),
+        Err(_) => None,
+    };
     for size in store_sizes(options.large) {
         let round = Round::start(size).await;
         let matrix = if options.full {
@@ -132,7 +142,24 @@ async fn main() -> std::process::ExitCode {
             .collect();
         for (i, (workload, arena)) in cells.iter().enumerate() {
             arena.prepare(workload).await;
+            let redis_conn = stats_conn
+                .as_mut()
+                .filter(|_| arena.contender().id().backend == Backend::Redis);
+            let before = match redis_conn {
+                Some(conn) => CommandStats::read(conn).await,
+                None => None,
+            };
             let ns = measure(arena, workload, options.window).await;
+            if let (Some(before), Some(conn)) = (before, stats_conn.as_mut())
+                && let Some(after) = CommandStats::read(conn).await
+                && let Some(usec_per_call) = before.per_call_since(&after)
+            {
+                server_costs.push(ServerCost {
+                    workload: *workload,
+                    contender: arena.contender().id().clone(),
+                    usec_per_call,
+                });
+            }
             let m = Measurement {
                 workload: *workload,
                 contender: arena.contender().id().clone(),
@@ -165,6 +192,10 @@ async fn main() -> std::process::ExitCode {
         preamble.push_str(&format!("\n- {note}"));
     }
     preamble.push('\n');
+    if !server_costs.is_empty() {
+        preamble.push_str("\nRedis server CPU per call (`INFO commandstats`, diffed around each cell):\n\n");
+        preamble.push_str(&server_cpu::table(&server_costs));
+    }
     if let Err(e) = std::fs::create_dir_all(&out)
         .and_then(|()| std::fs::write(out.join("quick.jsonl"), to_json_lines(&measurements)))
     {

@@ -1,7 +1,10 @@
 //! CPU per operation on the client and on the server, `RedisStore::load`
-//! against a raw redis-rs `HMGET` of the same five fields and a raw `GET`
-//! of one string, at 32 concurrent tasks: where the time of a Redis `load`
-//! goes when the machine, not the network, is the limit.
+//! against a raw redis-rs `GET` of the same record and a raw `GET` of a
+//! plain string, at 32 concurrent tasks: where the time of a Redis `load`
+//! goes when the machine, not the network, is the limit. Then the server
+//! CPU per call (`INFO commandstats`) of two of the store's scripts sent as
+//! `EVALSHA` and as `FCALL` of the same code loaded as a function library,
+//! which is how `docs/decisions/0010-redis-one-string-record.md` chose.
 //!
 //! ```sh
 //! cargo run -p benches --release --bin redis_client_cost
@@ -80,7 +83,7 @@ where
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = Server::Redis.url();
     let prefix = format!("{}:", unique_name("redis_client_cost"));
-    let store = RedisStore::builder(&url).prefix(&prefix).build().await?;
+    let store = RedisStore::builder(&url).prefix(&prefix).connect().await?;
     // A plain connection, no timeouts: the raw commands pay for nothing
     // but the command.
     let mut raw = redis::Client::open(url.as_str())?
@@ -106,7 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ops: Arc<[StoreKey]> = (0..OPS).map(|i| keys[i % KEYS]).collect();
     for _ in 0..2 {
         let s = store.clone();
-        measure("ours: load (HMGET)", &mut raw, &ops, move |k| {
+        measure("ours: load (GET)", &mut raw, &ops, move |k| {
             let s = s.clone();
             async move {
                 match s.load(&k, now).await {
@@ -117,22 +120,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .await?;
-        let (c, p) = (raw.clone(), prefix.clone());
-        measure("raw: HMGET, 5 fields", &mut raw, &ops, move |k| {
-            let (mut c, p) = (c.clone(), p.clone());
+        let (c, s) = (raw.clone(), store.clone());
+        measure("raw: GET of the record", &mut raw, &ops, move |k| {
+            let (mut c, s) = (c.clone(), s.clone());
             async move {
-                // The key `RedisStore` writes: the prefix, then the hex
-                // key in braces.
-                let v: redis::Value = redis::cmd("HMGET")
-                    .arg(format!("{p}{{{}}}", k.to_hex()))
-                    .arg(&["version", "data", "created_at", "expires_at", "owner"])
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(s.session_key(&k))
                     .query_async(&mut c)
                     .await
-                    .map_err(|e| BenchError::new("HMGET", e))?;
-                match v {
-                    redis::Value::Array(_) => Ok(()),
-                    other => Err(BenchError(format!("HMGET: unexpected reply {other:?}"))),
-                }
+                    .map_err(|e| BenchError::new("GET", e))?;
+                v.map(drop)
+                    .ok_or_else(|| BenchError("GET: a preloaded record is gone".into()))
             }
         })
         .await?;
@@ -151,6 +149,127 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     }
+    scripts(&store, &mut raw, &keys, now).await?;
     namespace.remove().await?;
+    Ok(())
+}
+
+const RECORD_LUA: &str = include_str!("../../../store-redis/lua/record.lua");
+const INDEX_LUA: &str = include_str!("../../../store-redis/lua/index.lua");
+const TOUCH_LUA: &str = include_str!("../../../store-redis/lua/touch.lua");
+const WRITE_LUA: &str = include_str!("../../../store-redis/lua/write.lua");
+
+/// Calls per script and way of calling it.
+const SCRIPT_CALLS: usize = 20_000;
+
+async fn commandstat(conn: &mut MultiplexedConnection, name: &str) -> (u64, u64) {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    let prefix = format!("cmdstat_{name}:");
+    let line = info.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or("");
+    let field = |k: &str| {
+        line.split(',')
+            .find_map(|f| f.strip_prefix(k)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("calls"), field("usec"))
+}
+
+/// Server µs per call of the store's `touch` (a renewal that finds nothing
+/// to move, and one that moves the expiry) and `overwrite` scripts on
+/// sessions without an owner, as EVALSHA and as FCALL.
+async fn scripts(
+    store: &RedisStore,
+    conn: &mut MultiplexedConnection,
+    keys: &[StoreKey],
+    now: Timestamp,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let wrap =
+        |name: &str, body: &str| format!("redis.register_function('{name}', function(KEYS, ARGV)\n{body}\nend)\n");
+    let library = format!(
+        "#!lua name=store_redis_cost\n{RECORD_LUA}\n{INDEX_LUA}\n{}{}",
+        wrap("touch", TOUCH_LUA),
+        wrap("write", WRITE_LUA)
+    );
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(&library)
+        .query_async(conn)
+        .await?;
+    let touch_sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg([RECORD_LUA, INDEX_LUA, TOUCH_LUA].concat())
+        .query_async(conn)
+        .await?;
+    let write_sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg([RECORD_LUA, INDEX_LUA, WRITE_LUA].concat())
+        .query_async(conn)
+        .await?;
+    let ms = |t: Timestamp| t.as_millis().to_be_bytes();
+    let payload = [7u8; 256];
+    for round in 0..2 {
+        for (what, sha, function) in [
+            ("touch, nothing to move", &touch_sha, "touch"),
+            ("touch, moves the expiry", &touch_sha, "touch"),
+            ("overwrite", &write_sha, "write"),
+        ] {
+            for fcall in [false, true] {
+                let cmd_name = if fcall { "fcall" } else { "evalsha" };
+                let before = commandstat(conn, cmd_name).await;
+                for i in 0..SCRIPT_CALLS {
+                    let k = keys[i % keys.len()];
+                    let session = store.session_key(&k);
+                    let hex = k.to_hex();
+                    let mut cmd = redis::cmd(if fcall { "FCALL" } else { "EVALSHA" });
+                    cmd.arg(if fcall { function } else { sha.as_str() })
+                        .arg(1)
+                        .arg(&session)
+                        .arg(store.prefix())
+                        .arg("0")
+                        .arg(&hex)
+                        .arg(&ms(now));
+                    if function == "touch" {
+                        let shift = if what.contains("moves") {
+                            (round * 4 + usize::from(fcall) * 2) * SCRIPT_CALLS + i + 1
+                        } else {
+                            0
+                        };
+                        let expires = expiry(now) + std::time::Duration::from_millis(shift as u64);
+                        cmd.arg(&ms(expires)).arg(expires.as_millis()).arg(expires.as_millis());
+                    } else {
+                        let expires = expiry(now);
+                        let mut value = vec![b'S'];
+                        value.extend_from_slice(&1u64.to_be_bytes());
+                        value.extend_from_slice(&0i64.to_be_bytes());
+                        value.extend_from_slice(&ms(expires));
+                        value.extend_from_slice(&[u8::from(fcall); 8]);
+                        value.extend_from_slice(&((round * SCRIPT_CALLS + i) as u64).to_be_bytes());
+                        value.extend_from_slice(&[0, 0]);
+                        value.extend_from_slice(&payload);
+                        let op = value[25..41].to_vec();
+                        cmd.arg("").arg(value).arg(expires.as_millis()).arg(op);
+                    }
+                    let _: redis::Value = cmd.query_async(conn).await?;
+                }
+                let after = commandstat(conn, cmd_name).await;
+                let (calls, usec) = (after.0 - before.0, after.1 - before.1);
+                println!(
+                    "{what:<26} {cmd_name:<8} {:>5.2} µs per call (server, {calls} calls)",
+                    usec as f64 / calls.max(1) as f64
+                );
+            }
+        }
+    }
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("store_redis_cost")
+        .query_async(conn)
+        .await?;
     Ok(())
 }

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tower-sessions-redis-store: the store.
     let store = store_redis::RedisStore::builder(url)
         .prefix("example:sessions:")
-        .build()
+        .connect()
         .await?;
     // Plain HTTP on loopback, so the cookie is not `Secure`; keep it secure
     // behind HTTPS.

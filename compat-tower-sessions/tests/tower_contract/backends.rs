@@ -114,7 +114,7 @@ impl Backend {
                 let (proxied, wire) = through_wire(&url).await?;
                 let store = store_redis::RedisStore::builder(proxied)
                     .prefix(prefix.as_str())
-                    .build()
+                    .connect()
                     .await
                     .map_err(|e| Unavailable(format!("Redis at {url}: {e}")))?;
                 Ok(Made {

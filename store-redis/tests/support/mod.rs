@@ -21,16 +21,11 @@ pub fn unique_prefix() -> String {
     format!("test:{}:", conformance::fresh_key().short())
 }
 
-/// Skips the calling test with a loud message, or fails it when
-/// `SESSIONS_REQUIRE_SERVICES=1`. Returns so the caller can `return`.
+/// Skips the calling test with a message the harness does not capture, or
+/// fails it when `SESSIONS_REQUIRE_SERVICES=1`. Returns so the caller can
+/// `return`.
 pub fn unavailable(what: &str) {
-    if conformance::services_required() {
-        panic!("{what}, and {}=1", conformance::REQUIRE_SERVICES_ENV);
-    }
-    eprintln!(
-        "\n*** SKIPPED: {what}; set {}=1 to fail instead ***\n",
-        conformance::REQUIRE_SERVICES_ENV
-    );
+    conformance::fixtures::skip_or_fail("redis", &what);
 }
 
 /// A store on the shared server under a fresh prefix, or `None` (after a
@@ -42,7 +37,7 @@ pub async fn shared_store() -> Option<RedisStore> {
 /// Like [`shared_store`], with extra builder settings.
 pub async fn shared_store_with(configure: impl FnOnce(RedisStoreBuilder) -> RedisStoreBuilder) -> Option<RedisStore> {
     let builder = RedisStore::builder(redis_url()).prefix(unique_prefix());
-    match configure(builder).build().await {
+    match configure(builder).connect().await {
         Ok(store) => Some(store),
         Err(e) => {
             unavailable(&format!("Redis at {} is unreachable ({e})", redis_url()));

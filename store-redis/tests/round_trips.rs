@@ -1,12 +1,12 @@
 //! Every operation costs one round trip: for each operation the server
-//! executes exactly one command sent by a client (EVALSHA, or HMGET for
-//! `load` and `was_rotated`), and nothing else.
+//! executes exactly one command sent by a client (FCALL, or GET for
+//! `load` and GETRANGE for `was_rotated`), and nothing else.
 //!
-//! Two witnesses, both from the server: `INFO commandstats` (its EVALSHA
+//! Two witnesses, both from the server: `INFO commandstats` (its FCALL
 //! counter grows by one) and `MONITOR`, which lists every command a client
 //! sent in execution order, marking the ones a script ran (`[0 lua]`), so
 //! the commands of one operation are exactly those between two markers.
-//! Commandstats alone cannot tell a client's HMGET from a script's.
+//! Commandstats alone cannot tell a client's GET from a script's.
 //!
 //! Runs on a private `redis-server`, so no other test's traffic is counted.
 
@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 
-const HOUR: Duration = Duration::from_secs(3600);
+use conformance::fixtures::HOUR;
 
 /// The server's view of the commands clients send.
 struct Witness {
@@ -61,30 +61,30 @@ impl Witness {
             .expect("ECHO");
     }
 
-    /// The EVALSHA calls counted by `INFO commandstats`.
-    async fn evalsha_calls(&mut self) -> u64 {
+    /// The FCALL calls counted by `INFO commandstats`.
+    async fn fcall_calls(&mut self) -> u64 {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut self.stats)
             .await
             .expect("INFO works");
         info.lines()
-            .find_map(|line| line.strip_prefix("cmdstat_evalsha:"))
+            .find_map(|line| line.strip_prefix("cmdstat_fcall:"))
             .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("calls=")))
             .map_or(0, |calls| calls.parse().expect("calls is a number"))
     }
 
     /// Runs `op`; returns the commands clients sent meanwhile (name → count,
     /// commands run by scripts excluded), after checking commandstats agrees
-    /// on the EVALSHA count.
+    /// on the FCALL count.
     async fn commands_of(&mut self, op: impl Future<Output = ()>) -> BTreeMap<String, u64> {
         self.marker += 1;
         let (begin, end) = (format!("begin-{}", self.marker), format!("end-{}", self.marker));
-        let evalsha_before = self.evalsha_calls().await;
+        let fcall_before = self.fcall_calls().await;
         self.echo(&begin).await;
         op.await;
         self.echo(&end).await;
-        let evalsha_after = self.evalsha_calls().await;
+        let fcall_after = self.fcall_calls().await;
 
         let mut commands = BTreeMap::new();
         let mut inside = false;
@@ -108,8 +108,8 @@ impl Witness {
             .await
             .expect("MONITOR shows the end marker");
         assert_eq!(
-            commands.get("evalsha").copied().unwrap_or(0),
-            evalsha_after - evalsha_before,
+            commands.get("fcall").copied().unwrap_or(0),
+            fcall_after - fcall_before,
             "MONITOR and INFO commandstats disagree"
         );
         commands
@@ -128,10 +128,10 @@ fn record(key: StoreKey, now: Timestamp, owner: Option<&str>) -> Record {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_operation_is_exactly_one_evalsha() {
+async fn every_operation_is_exactly_one_fcall() {
     let Some(server) = PrivateServer::start() else { return };
     let store = RedisStore::builder(server.url())
-        .build()
+        .connect()
         .await
         .expect("the private server is up");
     let mut witness = Witness::new(&server).await;
@@ -143,8 +143,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         conformance::fresh_key(),
     );
 
-    // Load every script once: the first call of each is EVALSHA, NOSCRIPT,
-    // SCRIPT LOAD, EVALSHA. From then on the server has them cached.
+    // Load the library once: the first call is FCALL, "Function not found",
+    // FUNCTION LOAD, FCALL. From then on the server has it.
     let warm = conformance::fresh_key();
     store
         .create(record(warm, now, Some("warm")), now)
@@ -175,8 +175,8 @@ async fn every_operation_is_exactly_one_evalsha() {
     let check = |name: &str, delta: BTreeMap<String, u64>| {
         assert_eq!(
             delta,
-            BTreeMap::from([("evalsha".to_owned(), 1)]),
-            "{name} must be one EVALSHA and nothing else"
+            BTreeMap::from([("fcall".to_owned(), 1)]),
+            "{name} must be one FCALL and nothing else"
         );
     };
 
@@ -194,7 +194,7 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     check("create without owner", d);
 
-    // `load` is a plain HMGET: one command, atomic by itself, no script.
+    // `load` is a plain GET: one command, atomic by itself, no script.
     let d = witness
         .commands_of(async {
             assert!(store.load(&a, now).await.expect("load").is_some());
@@ -202,8 +202,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     assert_eq!(
         d,
-        BTreeMap::from([("hmget".to_owned(), 1)]),
-        "load must be one HMGET and nothing else"
+        BTreeMap::from([("get".to_owned(), 1)]),
+        "load must be one GET and nothing else"
     );
 
     let d = witness
@@ -254,7 +254,7 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     check("rotate with set_owner", d);
 
-    // was_rotated is a plain HMGET, like load.
+    // was_rotated is a plain GETRANGE of the header.
     let d = witness
         .commands_of(async {
             assert!(store.was_rotated(&c, now).await.expect("was_rotated"));
@@ -262,8 +262,8 @@ async fn every_operation_is_exactly_one_evalsha() {
         .await;
     assert_eq!(
         d,
-        BTreeMap::from([("hmget".to_owned(), 1)]),
-        "was_rotated must be one HMGET and nothing else"
+        BTreeMap::from([("getrange".to_owned(), 1)]),
+        "was_rotated must be one GETRANGE and nothing else"
     );
 
     let d = witness
@@ -313,10 +313,10 @@ async fn every_operation_is_exactly_one_evalsha() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scripts_reload_themselves_after_the_server_forgets_them() {
+async fn the_library_reloads_itself_after_the_server_forgets_it() {
     let Some(server) = PrivateServer::start() else { return };
     let store = RedisStore::builder(server.url())
-        .build()
+        .connect()
         .await
         .expect("the private server is up");
     let mut witness = Witness::new(&server).await;
@@ -324,24 +324,24 @@ async fn scripts_reload_themselves_after_the_server_forgets_them() {
     let key = conformance::fresh_key();
     store.create(record(key, now, None), now).await.expect("create");
 
-    let _: () = redis::cmd("SCRIPT")
+    let _: () = redis::cmd("FUNCTION")
         .arg("FLUSH")
         .query_async(&mut witness.stats)
         .await
-        .expect("SCRIPT FLUSH");
+        .expect("FUNCTION FLUSH");
     let d = witness
         .commands_of(async {
             assert!(
                 store
                     .touch(&key, now + HOUR, now)
                     .await
-                    .expect("touch after SCRIPT FLUSH")
+                    .expect("touch after FUNCTION FLUSH")
             );
         })
         .await;
-    // EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA: only on this rare path.
-    assert_eq!(d.get("evalsha"), Some(&2), "{d:?}");
-    assert_eq!(d.get("script"), Some(&1), "{d:?}");
+    // FCALL (not found), FUNCTION LOAD, FCALL: only on this rare path.
+    assert_eq!(d.get("fcall"), Some(&2), "{d:?}");
+    assert_eq!(d.get("function"), Some(&1), "{d:?}");
     assert_eq!(d.len(), 2, "{d:?}");
 
     let d = witness
@@ -349,5 +349,5 @@ async fn scripts_reload_themselves_after_the_server_forgets_them() {
             assert!(store.touch(&key, now + HOUR, now).await.expect("touch"));
         })
         .await;
-    assert_eq!(d, BTreeMap::from([("evalsha".to_owned(), 1)]));
+    assert_eq!(d, BTreeMap::from([("fcall".to_owned(), 1)]));
 }

@@ -1,0 +1,132 @@
+//! Redis's own CPU time per call, from `INFO commandstats`, diffed around a
+//! measurement: the server cost of each operation, visible without a
+//! profiler. Redis is single threaded, so this is what bounds throughput.
+//!
+//! A script's `usec` includes every command it runs (those are counted
+//! again under their own names), so a cell that called scripts is reported
+//! as Δusec ÷ Δcalls of `EVALSHA` and `FCALL` alone; a cell without scripts
+//! as Δusec ÷ Δcalls over every command. `INFO` itself is left out. The
+//! server is shared: other clients' commands in the same window count too,
+//! which a busy neighbour would show as noise.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::ContenderId;
+use crate::workload::{Kind, Workload};
+
+/// `calls` and `usec` per command name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandStats(BTreeMap<String, (u64, u64)>);
+
+impl CommandStats {
+    /// Parses the reply of `INFO commandstats`
+    /// (`cmdstat_get:calls=2,usec=15,usec_per_call=7.50,...`).
+    pub fn parse(info: &str) -> Self {
+        let mut stats = BTreeMap::new();
+        for line in info.lines() {
+            let Some((name, fields)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+                continue;
+            };
+            let field = |key: &str| {
+                fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            if let (Some(calls), Some(usec)) = (field("calls"), field("usec")) {
+                stats.insert(name.to_owned(), (calls, usec));
+            }
+        }
+        Self(stats)
+    }
+
+    /// Reads the server's counters now.
+    pub async fn read(conn: &mut redis::aio::MultiplexedConnection) -> Option<Self> {
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.ok()?;
+        Some(Self::parse(&info))
+    }
+
+    /// Server µs per call between `self` (before) and `after`; `None` if
+    /// nothing was called.
+    pub fn per_call_since(&self, after: &Self) -> Option<f64> {
+        let delta = |name: &str| {
+            let (c0, u0) = self.0.get(name).copied().unwrap_or_default();
+            let (c1, u1) = after.0.get(name).copied().unwrap_or_default();
+            (c1.saturating_sub(c0), u1.saturating_sub(u0))
+        };
+        let scripts = ["evalsha", "eval", "fcall"].map(delta);
+        let (mut calls, mut usec) = scripts.iter().fold((0, 0), |(c, u), (dc, du)| (c + dc, u + du));
+        if calls == 0 {
+            for name in after.0.keys().filter(|n| n.as_str() != "info") {
+                let (dc, du) = delta(name);
+                calls += dc;
+                usec += du;
+            }
+        }
+        (calls > 0).then(|| usec as f64 / calls as f64)
+    }
+}
+
+/// One cell's server cost.
+#[derive(Debug, Clone)]
+pub struct ServerCost {
+    /// The workload.
+    pub workload: Workload,
+    /// Who.
+    pub contender: ContenderId,
+    /// Server µs per call.
+    pub usec_per_call: f64,
+}
+
+/// A Markdown table: one row per workload (mix left out: it blends
+/// commands), one column per contender.
+pub fn table(costs: &[ServerCost]) -> String {
+    let mut contenders: Vec<&ContenderId> = costs.iter().map(|c| &c.contender).collect();
+    contenders.sort();
+    contenders.dedup();
+    let mut rows: BTreeMap<String, BTreeMap<&ContenderId, f64>> = BTreeMap::new();
+    for c in costs.iter().filter(|c| c.workload.kind != Kind::Mix) {
+        rows.entry(c.workload.to_string())
+            .or_default()
+            .insert(&c.contender, c.usec_per_call);
+    }
+    let mut out = String::from("| workload (server µs per call, INFO commandstats) |");
+    for c in &contenders {
+        let _ = write!(out, " {c} |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(contenders.len()));
+    out.push('\n');
+    for (workload, cells) in &rows {
+        let _ = write!(out, "| {workload} |");
+        for c in &contenders {
+            match cells.get(c) {
+                Some(us) => {
+                    let _ = write!(out, " {us:.2} |");
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_counted_alone_and_plain_commands_together() {
+        let before =
+            CommandStats::parse("cmdstat_get:calls=10,usec=20,usec_per_call=2.00\r\ncmdstat_info:calls=1,usec=50\r\n");
+        let plain = CommandStats::parse("cmdstat_get:calls=20,usec=40\r\ncmdstat_info:calls=9,usec=500\r\n");
+        assert_eq!(before.per_call_since(&plain), Some(2.0));
+        let scripted = CommandStats::parse(
+            "cmdstat_get:calls=30,usec=60\r\ncmdstat_evalsha:calls=10,usec=50\r\ncmdstat_setrange:calls=10,usec=5\r\n",
+        );
+        assert_eq!(before.per_call_since(&scripted), Some(5.0));
+        assert_eq!(before.per_call_since(&before), None);
+    }
+}
