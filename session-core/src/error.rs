@@ -82,18 +82,6 @@ impl Error {
         Error::Backend(BackendError::new(source, retryable))
     }
 
-    /// A backend failure that may succeed if retried (connection lost,
-    /// timeout, server busy).
-    pub fn backend_transient(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Error::Backend(BackendError::new(source, true))
-    }
-
-    /// A backend failure that a retry will not fix (bad configuration,
-    /// permission denied, unsupported server).
-    pub fn backend_permanent(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Error::Backend(BackendError::new(source, false))
-    }
-
     /// Whether retrying the same operation may succeed: true for transient
     /// backend failures and for [`Error::Conflict`] after a reload.
     pub fn is_retryable(&self) -> bool {
