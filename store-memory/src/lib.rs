@@ -62,6 +62,8 @@
 mod builder;
 mod shard;
 mod store;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 
 pub use builder::{DEFAULT_MAX_SESSIONS, MemoryStoreBuilder};
 pub use store::MemoryStore;

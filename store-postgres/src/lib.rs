@@ -245,6 +245,8 @@ mod row;
 mod statements;
 mod store;
 mod table;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 
 pub use builder::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT, PostgresStoreBuilder};
 pub use error::PostgresError;

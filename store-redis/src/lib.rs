@@ -134,6 +134,8 @@ mod keys;
 mod record;
 mod reply;
 mod scripts;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -68,7 +68,7 @@ async fn every_operation_is_corrupt(store: &RedisStore, key: StoreKey, now: Time
 }
 
 async fn cleanup(store: &RedisStore) {
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,7 +163,7 @@ async fn every_write_sent_twice_with_one_op_id_reports_its_first_outcome() {
             .expect("another delete_by_owner"),
         0
     );
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,5 +195,5 @@ async fn a_write_resent_after_another_write_does_not_undo_it() {
     ));
     let loaded = store.load(&key, now).await.expect("load").expect("live");
     assert_eq!((loaded.version, loaded.data.as_ref()), (3, &b"\x01theirs"[..]));
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }

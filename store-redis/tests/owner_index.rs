@@ -66,7 +66,7 @@ async fn the_owner_index_drops_entries_the_server_has_expired() {
 
     // The index expires with its longest-lived session.
     assert_eq!(support::expiry(&mut conn, &index).await, expires_at.as_millis());
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +126,7 @@ async fn the_owner_index_follows_every_write() {
     // Ending all of erin's sessions removes her index.
     assert_eq!(store.delete_by_owner("erin", now).await.expect("delete_by_owner"), 1);
     assert!(!conn.exists::<_, bool>(&erin).await.expect("EXISTS"));
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +154,7 @@ async fn every_record_carries_a_server_ttl_at_its_expiry() {
     // Rotate carries it over exactly.
     store.rotate(&a, &b, None, now).await.expect("rotate");
     assert_eq!(ttl_of(&mut conn, &b).await, (now + HOUR * 2).as_millis() + grace);
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +235,7 @@ async fn rotate_with_set_owner_moves_the_entry_to_the_new_owners_index() {
     store.rotate(&stale, &again, Some("gina"), later).await.expect("rotate");
     let gina_members: Vec<String> = conn.zrange(&gina, 0, -1).await.expect("ZRANGE");
     assert!(gina_members.contains(&again.to_hex()) && !gina_members.contains(&stale.to_hex()));
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 /// Owners are part of key names here (`<prefix>owner:{<owner>}`): every
@@ -313,5 +313,5 @@ async fn owners_with_braces_and_of_the_longest_length_get_indexes_of_their_own()
     assert_eq!(listed(&store, &longest_but_last, now).await, vec![keys[10]]);
     assert_eq!(listed(&store, "{}", now).await, vec![keys[5]]);
     assert_eq!(listed(&store, &braces, now).await, vec![keys[11]]);
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }

@@ -52,7 +52,7 @@ async fn stores_under_nested_prefixes_never_see_each_others_keys() {
         }
         assert_eq!(short.delete_by_owner(&owner, now).await.expect("delete_by_owner"), 1);
         assert!(long.load(&key, now).await.expect("load").is_some(), "{extension}");
-        support::delete_prefix(&support::redis_url(), long.prefix()).await;
-        support::delete_prefix(&support::redis_url(), short.prefix()).await;
+        support::delete_prefix(long.prefix()).await;
+        support::delete_prefix(short.prefix()).await;
     }
 }

@@ -112,7 +112,7 @@ async fn a_mark_is_a_string_of_its_own_kind_with_the_old_records_server_ttl() {
     // delete removes a mark physically, and reports no session.
     assert!(!store.delete(&old, now).await.expect("delete"));
     assert!(!conn.exists::<_, bool>(store.session_key(&old)).await.expect("EXISTS"));
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 /// The conformance suite's clock starts at the real time and many cases run
@@ -150,7 +150,7 @@ async fn a_mark_stays_in_force_by_a_callers_clock_that_runs_behind_the_servers()
             .expect("was_rotated")
     );
     absent_for_every_operation(&store, old, behind).await;
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +185,7 @@ async fn create_and_rotate_replace_a_mark_whole() {
     assert_eq!(store.load(&c, now).await.expect("load"), Some(moved));
     assert_eq!(raw(&mut conn, &store, &c).await[0], b'S');
     assert_eq!(store.list_by_owner("nina", now).await.expect("list").len(), 1);
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,5 +228,5 @@ async fn damaged_marks_foreign_types_and_deletion_receipts() {
         .await
         .expect("create over a receipt");
     assert!(store.load(&b, now).await.expect("load").is_some());
-    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+    support::delete_prefix(store.prefix()).await;
 }

@@ -161,6 +161,8 @@ mod locks;
 mod record_layout;
 mod store;
 mod sweeper;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 mod write_limit;
 
 pub use builder::{DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, SledStoreBuilder};

@@ -13,7 +13,7 @@ use store_redis::{RedisStore, RedisStoreBuilder};
 
 /// The shared server of the test run.
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    store_redis::testing::redis_url()
 }
 
 /// A prefix no other test uses, so tests run in parallel on one server.
@@ -66,32 +66,9 @@ pub async fn expiry(conn: &mut MultiplexedConnection, key: &str) -> i64 {
         .expect("PEXPIRETIME works on the test server")
 }
 
-/// Deletes every key under `prefix` (SCAN + DEL).
-pub async fn delete_prefix(url: &str, prefix: &str) {
-    let mut conn = raw_connection(url).await;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(500)
-            .query_async(&mut conn)
-            .await
-            .expect("SCAN works on the test server");
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("DEL works on the test server");
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+/// Deletes every key under `prefix` on the shared server (SCAN + DEL).
+pub async fn delete_prefix(prefix: &str) {
+    store_redis::testing::delete_prefix(prefix).await;
 }
 
 /// A `redis-server` of our own on a free loopback port, without persistence.
