@@ -462,6 +462,7 @@ impl RedisStore {
             .arg(&millis(now.saturating_add(ROTATION_MARK_TTL)))
             .arg(&op);
         if let Some(owner) = set_owner {
+            session_core::validate_owner(owner)?;
             cmd.arg(owner);
         }
         reply::moved_record(self.run("rotate", &cmd).await?, *new_key)
@@ -477,6 +478,7 @@ impl RedisStore {
     }
 
     async fn delete_by_owner_as(&self, owner: &str, now: Timestamp, op: OpId) -> Result<u64, Error> {
+        session_core::validate_owner(owner)?;
         let mut cmd = self.script(&LIBRARY.delete_by_owner, 2);
         cmd.arg(self.keys.owner_index(owner))
             .arg(self.keys.owner_receipt(owner));
@@ -634,6 +636,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
+        session_core::validate_owner(owner)?;
         let mut cmd = self.script(&LIBRARY.list_by_owner, 1);
         cmd.arg(self.keys.owner_index(owner));
         self.common_args(&mut cmd);

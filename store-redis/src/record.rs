@@ -125,9 +125,14 @@ pub(crate) fn encode(
     owner: Option<&str>,
     data: &[u8],
 ) -> Result<Vec<u8>, Error> {
+    // The contract's owners (at most MAX_OWNER_LEN bytes) always fit the
+    // 2-byte length; any other is refused before a byte is sent.
+    if let Some(owner) = owner {
+        session_core::validate_owner(owner)?;
+    }
     let owner = owner.unwrap_or("").as_bytes();
     let owner_len = u16::try_from(owner.len())
-        .map_err(|_| Error::Corrupt(format!("an owner of {} bytes does not fit the record", owner.len())))?;
+        .map_err(|_| Error::InvalidOwner(format!("an owner of {} bytes does not fit the record", owner.len())))?;
     let mut out = Vec::with_capacity(HEADER_LEN + owner.len() + data.len());
     out.push(SESSION);
     out.extend_from_slice(&version.to_be_bytes());

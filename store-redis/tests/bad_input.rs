@@ -507,3 +507,52 @@ async fn unusable_configurations_are_refused_before_any_io() {
         other => panic!("an http URL gave {other:?}"),
     }
 }
+
+/// Owners outside the contract (`session_core::validate_owner`: empty, a
+/// control character, over 1024 bytes, or too long for the record's 2-byte
+/// length) are refused as `InvalidOwner` before anything is sent, whichever
+/// operation carries them, as every backend does.
+#[tokio::test]
+async fn owners_the_contract_refuses_are_refused_before_anything_is_written() {
+    let Some(store) = support::shared_store().await else {
+        return;
+    };
+    let mut conn = support::raw_connection(&support::redis_url()).await;
+    let now = Timestamp::now();
+    let over_limit = "x".repeat(session_core::MAX_OWNER_LEN + 1);
+    let past_u16 = "x".repeat(usize::from(u16::MAX) + 1);
+    let anonymous = record(conformance::fresh_key(), now, None);
+    store.create(anonymous.clone(), now).await.expect("create");
+    for owner in ["", "a\0b", "tab\there", over_limit.as_str(), past_u16.as_str()] {
+        let key = conformance::fresh_key();
+        let refused = |what: &str, r: Result<(), Error>| {
+            assert!(
+                matches!(r, Err(Error::InvalidOwner(_))),
+                "{what} with an owner of {} bytes: {r:?}",
+                owner.len()
+            );
+        };
+        refused("create", store.create(record(key, now, Some(owner)), now).await);
+        let mut u = update(1, now);
+        u.owner = Some(owner.to_owned());
+        refused("update", store.update(&anonymous.key, u, now).await.map(drop));
+        let new_key = conformance::fresh_key();
+        refused(
+            "rotate",
+            store.rotate(&anonymous.key, &new_key, Some(owner), now).await.map(drop),
+        );
+        refused("list_by_owner", store.list_by_owner(owner, now).await.map(drop));
+        refused("delete_by_owner", store.delete_by_owner(owner, now).await.map(drop));
+        let written: bool = conn.exists(store.session_key(&key)).await.expect("EXISTS");
+        assert!(!written, "a refused create wrote its record");
+        let moved: bool = conn.exists(store.session_key(&new_key)).await.expect("EXISTS");
+        assert!(!moved, "a refused rotate wrote its new key");
+    }
+    let still = store
+        .load(&anonymous.key, now)
+        .await
+        .expect("load")
+        .expect("the session is untouched");
+    assert_eq!((still.version, still.owner), (1, None));
+    support::delete_prefix(store.prefix()).await;
+}
