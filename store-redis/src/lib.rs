@@ -106,6 +106,12 @@
 //! may not contain braces, and two prefixes never see each other's keys,
 //! even when one extends the other.
 //!
+//! **Upgrading from 0.1's hash layout** (`<prefix><hex>` hashes read with
+//! `HMGET`): the new keys have other names, so records written by the old
+//! layout are not read. Deploying the new version logs every user out once;
+//! the old keys expire at their own TTLs (or delete them with
+//! `SCAN MATCH <prefix>*` and `UNLINK`, skipping the `s:`, `o:` and `d:` keys).
+//!
 //! ## What survives a Redis restart
 //!
 //! Exactly what Redis persisted. With AOF (`appendonly yes`,
