@@ -106,11 +106,12 @@
 //! may not contain braces, and two prefixes never see each other's keys,
 //! even when one extends the other.
 //!
-//! **Upgrading from 0.1's hash layout** (`<prefix><hex>` hashes read with
-//! `HMGET`): the new keys have other names, so records written by the old
-//! layout are not read. Deploying the new version logs every user out once;
-//! the old keys expire at their own TTLs (or delete them with
-//! `SCAN MATCH <prefix>*` and `UNLINK`, skipping the `s:`, `o:` and `d:` keys).
+//! **Upgrading from 0.1's hash layout** (`<prefix>{<hex>}` hashes and
+//! `<prefix>owner:{<owner>}` sorted sets): the new keys have other names, so
+//! records of the old layout are not read, and deploying the new version
+//! logs every user out once. The old keys expire at their own TTLs; to free
+//! the memory sooner, `SCAN MATCH <prefix>{*` and `<prefix>owner:{*` and
+//! `UNLINK` what they find.
 //!
 //! ## What survives a Redis restart
 //!
