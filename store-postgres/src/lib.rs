@@ -27,7 +27,9 @@
 //! tokio::spawn(async move {
 //!     loop {
 //!         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-//!         let _ = sweeper.delete_expired(Timestamp::now(), 5_000).await;
+//!         if let Err(e) = sweeper.delete_expired(Timestamp::now(), 5_000).await {
+//!             tracing::warn!(error = %e, "session sweep failed; the next one retries");
+//!         }
 //!     }
 //! });
 //!
