@@ -56,6 +56,20 @@ pub enum Error {
     /// call; the reason says what is wrong.
     #[error("invalid session owner: {0}")]
     InvalidOwner(String),
+    /// The record's key is in another shard than the one its owner's
+    /// sessions must be in, on a store that splits records into shards (see
+    /// [`SessionStore::shard_of_owner`](crate::SessionStore::shard_of_owner)).
+    /// Nothing was written. Make ids with [`mint_id`](crate::mint_id), as the
+    /// manager does; a change of owner goes through `rotate`.
+    #[error(
+        "the session key is not in the shard of owner's sessions (shard {key_shard}, owner's {owner_shard}); mint the id with session_core::mint_id"
+    )]
+    WrongShard {
+        /// The key's shard.
+        key_shard: u32,
+        /// The shard the owner's sessions are in.
+        owner_shard: u32,
+    },
     /// A configuration that cannot work (a manager's timeouts, a store's key
     /// prefix, table name or directory), refused when the manager or store
     /// is built, before it writes anything or serves any operation.

@@ -52,7 +52,7 @@ pub use id::{SESSION_ID_BYTES, SESSION_ID_LEN, SessionId, StoreKey};
 pub use manager::{Config, Session, SessionManager};
 pub use owner::{MAX_OWNER_LEN, validate_owner};
 pub use record::{Overwrite, OwnedSession, Record, Update};
-pub use store::{ROTATION_MARK_TTL, SessionStore};
+pub use store::{ROTATION_MARK_TTL, SessionStore, mint_id};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// Re-exported so that backends implement [`SessionStore`] with the same

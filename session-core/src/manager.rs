@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{
     Clock, ConfigError, Error, OwnedSession, Record, SessionData, SessionId, SessionStore, StoreKey, SystemClock,
-    Timestamp, Update, validate_owner,
+    Timestamp, Update, mint_id, validate_owner,
 };
 
 /// Timeouts and limits of a [`SessionManager`].
@@ -347,7 +347,11 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         }
         let bytes = self.encode_checked(&data)?;
         let now = self.clock.now();
-        let id = SessionId::generate()?;
+        // In the owner's shard on a store that shards (Redis Cluster).
+        let id = mint_id(
+            &*self.store,
+            owner.as_deref().and_then(|o| self.store.shard_of_owner(o)),
+        )?;
         let key = id.store_key();
         let expires_at = self.renewed_expiry(now, now);
         let record = Record {
@@ -516,7 +520,14 @@ impl<S: SessionStore + ?Sized> SessionManager<S> {
         if session.dirty {
             self.save(session).await?;
         }
-        let new_id = SessionId::generate()?;
+        // The new key goes where the session's owner keeps its sessions
+        // (the new owner's shard on a login), or stays in the old key's shard:
+        // on a store that shards, a rotate within one shard is one atomic step.
+        let shard = match owner.or(session.owner.as_deref()) {
+            Some(o) => self.store.shard_of_owner(o),
+            None => self.store.shard_of_key(&session.key),
+        };
+        let new_id = mint_id(&*self.store, shard)?;
         let new_key = new_id.store_key();
         let record = self
             .store

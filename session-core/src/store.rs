@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Error, Overwrite, OwnedSession, Record, StoreKey, Timestamp, Update};
+use crate::id::SESSION_ID_BYTES;
+use crate::{Error, Overwrite, OwnedSession, Record, SessionId, StoreKey, Timestamp, Update};
 
 /// How long [`rotate`](SessionStore::rotate) keeps a *rotation mark* under
 /// the old key (or until the old session would have expired, if sooner).
@@ -193,6 +194,102 @@ pub trait SessionStore: Send + Sync + 'static {
     /// longer in force may be removed too; they are not counted. A backend
     /// whose server expires records by itself may return 0.
     async fn delete_expired(&self, now: Timestamp, limit: usize) -> Result<u64, Error>;
+
+    /// The shard of `key`, on a store that splits its records into shards
+    /// and can keep an owner's sessions atomic only within one shard (Redis
+    /// Cluster); `None` (the default) on a store that keeps everything
+    /// together. Pure and cheap: it reads no I/O, only the key.
+    ///
+    /// ```
+    /// use session_core::{SessionId, SessionStore};
+    /// # fn f(store: &dyn SessionStore) -> Result<(), session_core::Error> {
+    /// let key = SessionId::generate()?.store_key();
+    /// if let Some(shard) = store.shard_of_key(&key) {
+    ///     println!("the session would live in shard {shard}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        let _ = key;
+        None
+    }
+
+    /// The shard an owned session's key must be in (see
+    /// [`shard_of_key`](Self::shard_of_key)), or `None` (the default) if
+    /// any key will do.
+    ///
+    /// On a store that returns `Some`, [`create`](Self::create),
+    /// [`update`](Self::update) and [`overwrite`](Self::overwrite) of a
+    /// record owned by `owner` whose key is in another shard fail with
+    /// [`Error::WrongShard`] and write nothing, and a
+    /// [`rotate`](Self::rotate) onto a key in another shard than its
+    /// resulting owner's does too. [`mint_id`] makes ids whose key is in a
+    /// wanted shard, and [`SessionManager`](crate::SessionManager) uses it
+    /// for every id it makes, so an application that goes through the
+    /// manager never sees the error. A `rotate` that moves a session
+    /// between two shards (a login into another owner's shard) may then be
+    /// two steps instead of one; the store documents how.
+    ///
+    /// ```
+    /// use session_core::{SessionStore, mint_id};
+    /// # fn f(store: &dyn SessionStore) -> Result<(), session_core::Error> {
+    /// // An id for a new session of "user-42", wherever this store wants it.
+    /// let id = mint_id(store, store.shard_of_owner("user-42"))?;
+    /// assert_eq!(store.shard_of_key(&id.store_key()), store.shard_of_owner("user-42"));
+    /// # Ok(()) }
+    /// ```
+    fn shard_of_owner(&self, owner: &str) -> Option<u32> {
+        let _ = owner;
+        None
+    }
+}
+
+/// How many candidate ids [`mint_id`] draws before it gives up: far more
+/// than any store with a sane number of shards needs (a store of `n`
+/// shards needs `n` on average), far fewer than would hang a caller.
+const MINT_ATTEMPTS: u32 = 1 << 24;
+
+/// A new session id whose store key is in `shard` of `store` (see
+/// [`SessionStore::shard_of_owner`]), or any new id if `shard` is `None`.
+///
+/// Draws random ids until one fits: `n` draws on average for a store of `n`
+/// shards, each a SHA-256 of 32 bytes from a buffer of OS randomness, so
+/// every id keeps its full 256 random bits of which the store's shard
+/// function sees only the hash.
+///
+/// Errors: a permanent [`Error::Backend`] if the OS random source fails, or
+/// if no id fits after 2^24 draws (a store whose `shard_of_key` never
+/// returns `shard`).
+///
+/// ```
+/// use session_core::{SessionStore, mint_id};
+/// # fn f(store: &dyn SessionStore) -> Result<(), session_core::Error> {
+/// let anywhere = mint_id(store, None)?;
+/// # Ok(()) }
+/// ```
+pub fn mint_id<S: SessionStore + ?Sized>(store: &S, shard: Option<u32>) -> Result<SessionId, Error> {
+    let Some(shard) = shard else {
+        return SessionId::generate();
+    };
+    // 32 candidates per call to the OS.
+    let mut pool = [0u8; SESSION_ID_BYTES * 32];
+    let mut drawn = 0;
+    while drawn < MINT_ATTEMPTS {
+        getrandom::fill(&mut pool).map_err(|e| Error::backend(format!("the OS random source failed: {e}"), false))?;
+        for chunk in pool.chunks_exact(SESSION_ID_BYTES) {
+            let mut bytes = [0u8; SESSION_ID_BYTES];
+            bytes.copy_from_slice(chunk);
+            let id = SessionId::from_bytes(bytes);
+            if store.shard_of_key(&id.store_key()) == Some(shard) {
+                return Ok(id);
+            }
+        }
+        drawn += 32;
+    }
+    Err(Error::backend(
+        format!("no session id fits shard {shard} of this store after {MINT_ATTEMPTS} draws"),
+        false,
+    ))
 }
 
 /// The boxed future every [`SessionStore`] method returns (what
@@ -306,5 +403,13 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
         Self: 'f,
     {
         (**self).delete_expired(now, limit)
+    }
+
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        (**self).shard_of_key(key)
+    }
+
+    fn shard_of_owner(&self, owner: &str) -> Option<u32> {
+        (**self).shard_of_owner(owner)
     }
 }

@@ -205,4 +205,10 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         self.enter(DELETE_EXPIRED, true)?;
         self.inner.delete_expired(now, limit).await
     }
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        self.inner.shard_of_key(key)
+    }
+    fn shard_of_owner(&self, owner: &str) -> Option<u32> {
+        self.inner.shard_of_owner(owner)
+    }
 }
