@@ -1,6 +1,7 @@
 -- create: insert a record unless a live one has the key.
 -- KEYS[1]  the session key
--- ARGV     prefix, grace (ms), hex store key, now (8 bytes, i64 BE),
+-- KEYS[2-3] on a cluster: the shard's owner index (byowner, byexpiry)
+-- ARGV     prefix (empty on a cluster), grace (ms), hex store key, now (8 bytes, i64 BE),
 --          the record (built by the client, version 1), its server TTL
 --          instant (decimal ms), op id (16 bytes)[, owner, expires_at
 --          (decimal ms, the owner index score)]
@@ -20,12 +21,12 @@ end
 if old then stale_owner = old.o end
 if stale_owner then
   -- Two indexes may change: check both before the first write.
-  local ix = owner_index(ARGV[1], ARGV[2])
+  local ix = indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3])
   ix.check(ix.key(stale_owner))
   if owner then ix.check(ix.key(owner)) end
   ix.remove(stale_owner, hex)
 end
 -- On a fresh key the index ZADD is the first write (pcall'd, see add).
-if owner then owner_index(ARGV[1], ARGV[2]).add(owner, hex, score, ttl_at, false) end
+if owner then indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3]).add(owner, hex, score, ttl_at, false) end
 store(key, value, ttl_at)
 return 1

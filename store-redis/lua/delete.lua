@@ -2,7 +2,8 @@
 -- log out), and leave a deletion receipt for 60 s when a live one ended, so
 -- that a resent delete reports the same.
 -- KEYS[1]  the session key
--- ARGV     prefix, grace (ms), hex store key, now (8 bytes), op id (16 bytes)
+-- KEYS[2-3] on a cluster: the shard's owner index (byowner, byexpiry)
+-- ARGV     prefix (empty on a cluster), grace (ms), hex store key, now (8 bytes), op id (16 bytes)
 -- Reply    1 a live record was removed (also when this op id removed it
 --          already), 0 otherwise.
 local key = KEYS[1]
@@ -26,6 +27,6 @@ else
   -- An expired record or a rotation mark.
   redis.call('DEL', key)
 end
-if r.o then owner_index(ARGV[1], ARGV[2]).remove(r.o, ARGV[3]) end
+if r.o then indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3]).remove(r.o, ARGV[3]) end
 if was_live then return 1 end
 return 0

@@ -4,6 +4,19 @@
 -- a call comes with another prefix or grace (the library serves every
 -- store on the server): most calls (sessions without an owner) need none
 -- of them.
+-- A redis.pcall reply from an owner index, unless it is an error:
+-- WRONGTYPE (a foreign value under the index name) stops the script with
+-- CORRUPT, anything else is raised as it is.
+local function checked_index(reply)
+  if type(reply) == 'table' and reply.err then
+    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      error({err = 'CORRUPT the owner index is not a sorted set'})
+    end
+    error(reply)
+  end
+  return reply
+end
+
 local index_helpers, index_prefix, index_grace = nil, nil, nil
 local function owner_index(prefix, grace)
   if index_helpers and index_prefix == prefix and index_grace == grace then return index_helpers end
@@ -18,18 +31,7 @@ local function owner_index(prefix, grace)
     return prefix .. 'o:{' .. owner .. '}'
   end
 
-  -- A redis.pcall reply from an owner index, unless it is an error:
-  -- WRONGTYPE (a foreign value under the index name) stops the script with
-  -- CORRUPT, anything else is raised as it is.
-  function m.checked(reply)
-    if type(reply) == 'table' and reply.err then
-      if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
-        error({err = 'CORRUPT the owner index is not a sorted set'})
-      end
-      error(reply)
-    end
-    return reply
-  end
+  m.checked = checked_index
 
   -- An owner index must be a sorted set (or absent) before a script writes.
   -- Needed only where no pcall'd index command can be the first write.
@@ -81,6 +83,13 @@ local function owner_index(prefix, grace)
   function m.remove(owner, hex)
     local index = m.key(owner)
     if redis.pcall('ZREM', index, hex) == 1 then m.tidy(index, false) end
+  end
+
+  -- The hex keys in the owner's index, with a score >= `from` (decimal
+  -- ms) when `from` is given.
+  function m.entries(owner, from)
+    if from == nil then return m.checked(redis.pcall('ZRANGE', m.key(owner), 0, -1)) end
+    return m.checked(redis.pcall('ZRANGEBYSCORE', m.key(owner), from, '+inf'))
   end
 
   index_helpers, index_prefix, index_grace = m, prefix, grace

@@ -81,3 +81,34 @@ local function store(key, value, ttl_at)
     redis.call('SET', key, value, 'PXAT', ttl_at)
   end
 end
+
+-- The record a rotate (or a cluster's publish) stores under the new key:
+-- header `r` at version 1 with op id `op` and owner `owner`, and the data of
+-- the old record `value` (whole, as GET returned it).
+local function moved_record(r, op, owner, value)
+  local old_olen = r.o and #r.o or 0
+  local o = owner or ''
+  return 'S' .. '\0\0\0\0\0\0\0\1' .. string.sub(r.h, 10, 25) .. op .. struct.pack('>I2', #o) .. o
+    .. string.sub(value, HEADER_LEN + old_olen + 1)
+end
+
+-- A rotation mark for the old record `r`: in force until min(old
+-- expires_at, cap), `cap` 8 bytes (now + 60 s); op id `op`.
+local function mark(r, cap, op)
+  local ch, cl = struct.unpack('>i4I4', cap)
+  local until_ = cap
+  if before(r.eh, r.el, ch, cl) then until_ = string.sub(r.h, 18, 25) end
+  return 'M' .. string.rep('\0', 16) .. until_ .. op .. '\0\0'
+end
+
+-- A rotate's two writes: the moved record under the new key with the old
+-- record's server TTL (`server_ttl`, PEXPIRETIME: none if not positive),
+-- and the mark under the old key, keeping its TTL.
+local function store_moved(old_key, new_key, moved, server_ttl, the_mark)
+  if server_ttl > 0 then
+    redis.call('SET', new_key, moved, 'PXAT', server_ttl)
+  else
+    redis.call('SET', new_key, moved)
+  end
+  redis.call('SET', old_key, the_mark, 'KEEPTTL')
+end

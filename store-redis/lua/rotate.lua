@@ -3,7 +3,8 @@
 -- under the old key.
 -- KEYS[1]  the old session key
 -- KEYS[2]  the new session key
--- ARGV     prefix, grace (ms), old hex, new hex, now (8 bytes), the mark's
+-- KEYS[3-4] on a cluster: the shard's owner index (byowner, byexpiry)
+-- ARGV     prefix (empty on a cluster), grace (ms), old hex, new hex, now (8 bytes), the mark's
 --          cap (8 bytes: now + 60 s, saturated), op id (16 bytes)[, new owner]
 -- Reply    1 the old key is not live, 2 the new key is live (or is the old
 --          one), else the new record as stored (a string in the layout of
@@ -30,6 +31,18 @@ local owner = set_owner or r.o
 -- the new record and the mark keep the old record's server TTL.
 local value = redis.call('GET', old_key)
 local server_ttl = redis.call('PEXPIRETIME', old_key)
+if ARGV[1] == '' then
+  -- A cluster: both keys and the owner index are in one shard (the caller
+  -- checked), declared as KEYS[3-4].
+  local sx = shard_index(KEYS[3], KEYS[4], ARGV[2])
+  if owner or taken_owner then sx.check() end
+  if taken_owner then sx.remove(taken_owner, new_hex) end
+  if r.o then sx.remove(r.o, old_hex) end
+  if owner then sx.add(owner, new_hex, r.eh * 4294967296 + r.el) end
+  local moved = moved_record(r, op, owner, value)
+  store_moved(old_key, new_key, moved, server_ttl, mark(r, ARGV[6], op))
+  return moved
+end
 local ix = (owner or taken_owner) and owner_index(ARGV[1], ARGV[2])
 -- `from` is the stored owner's index, `to` the one the session ends in.
 local from, to = r.o and ix.key(r.o), owner and ix.key(owner)
@@ -44,21 +57,8 @@ elseif moving and from then
   ix.check(from)
 end
 local added = to and ix.checked(redis.pcall('ZADD', to, r.eh * 4294967296 + r.el, new_hex))
-local old_olen = r.o and #r.o or 0
-local o = owner or ''
-local moved = 'S' .. '\0\0\0\0\0\0\0\1' .. string.sub(r.h, 10, 25) .. op .. struct.pack('>I2', #o) .. o
-  .. string.sub(value, HEADER_LEN + old_olen + 1)
-if server_ttl > 0 then
-  redis.call('SET', new_key, moved, 'PXAT', server_ttl)
-else
-  redis.call('SET', new_key, moved)
-end
--- The mark: in force until min(old expires_at, now + 60 s), with the old
--- record's server TTL (KEEPTTL).
-local ch, cl = struct.unpack('>i4I4', ARGV[6])
-local until_ = ARGV[6]
-if before(r.eh, r.el, ch, cl) then until_ = string.sub(r.h, 18, 25) end
-redis.call('SET', old_key, 'M' .. string.rep('\0', 16) .. until_ .. op .. '\0\0', 'KEEPTTL')
+local moved = moved_record(r, op, owner, value)
+store_moved(old_key, new_key, moved, server_ttl, mark(r, ARGV[6], op))
 if moving then
   if to then ix.tidy(to, added == 1) end
   if from then ix.remove(r.o, old_hex) end

@@ -1,6 +1,7 @@
 -- update and overwrite: replace a live record's data, expiry and owner.
 -- KEYS[1]  the session key
--- ARGV     prefix, grace (ms), hex store key, now (8 bytes), expected
+-- KEYS[2-3] on a cluster: the shard's owner index (byowner, byexpiry)
+-- ARGV     prefix (empty on a cluster), grace (ms), hex store key, now (8 bytes), expected
 --          version (8 bytes; empty for overwrite: any version), the new
 --          record (built by the client; its version and created_at are
 --          placeholders this script fills in), its server TTL instant
@@ -35,10 +36,10 @@ local rescored = string.sub(value, 18, 25) ~= string.sub(r.h, 18, 25)
 if owner and owner == old_owner then
   if rescored then
     local eh, el = struct.unpack('>i4I4', value, 18)
-    owner_index(ARGV[1], ARGV[2]).add(owner, hex, score, ttl_at, not before(eh, el, r.eh, r.el))
+    indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3]).add(owner, hex, score, ttl_at, not before(eh, el, r.eh, r.el))
   end
 elseif owner or old_owner then
-  local ix = owner_index(ARGV[1], ARGV[2])
+  local ix = indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3])
   if old_owner then
     -- Two indexes change: check both before the first write.
     ix.check(ix.key(old_owner))

@@ -6,7 +6,7 @@ use redis::AsyncConnectionConfig;
 use session_core::{ConfigError, Error};
 
 use crate::RedisStore;
-use crate::connection::Link;
+use crate::connection::{Conn, Link};
 use crate::error::{self, Timeouts};
 use crate::keys::KeyLayout;
 
@@ -32,6 +32,34 @@ const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 /// Longest delay between two reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
+/// Default number of times the cluster client resends a command after a
+/// redirection it cannot follow at once (`TRYAGAIN` during a slot
+/// migration, `CLUSTERDOWN` during a failover) or a lost connection.
+pub const DEFAULT_CLUSTER_RETRIES: u32 = 8;
+
+/// Default shortest wait before such a resend. redis-rs would wait at least
+/// 1.28 s, which turns every `TRYAGAIN` of a slot migration into a
+/// second-long stall; a migration step takes milliseconds.
+pub const DEFAULT_CLUSTER_MIN_RETRY_WAIT: Duration = Duration::from_millis(10);
+
+/// Default longest wait between two resends.
+pub const DEFAULT_CLUSTER_MAX_RETRY_WAIT: Duration = Duration::from_millis(500);
+
+/// Default limit on one operation on a cluster, resends included: long
+/// enough to ride out a failover whose node timeout is a few seconds.
+pub const DEFAULT_CLUSTER_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// The cluster settings of a builder made by
+/// [`RedisStore::cluster_builder`](crate::RedisStore::cluster_builder).
+#[derive(Debug, Clone)]
+struct ClusterSettings {
+    nodes: Vec<String>,
+    retries: u32,
+    min_retry_wait: Duration,
+    max_retry_wait: Duration,
+    operation_timeout: Duration,
+}
+
 /// Configures and connects a [`RedisStore`].
 ///
 /// ```no_run
@@ -55,6 +83,7 @@ pub struct RedisStoreBuilder {
     connection_timeout: Duration,
     reconnect_retries: usize,
     ttl_grace: Duration,
+    cluster: Option<ClusterSettings>,
 }
 
 impl RedisStoreBuilder {
@@ -66,7 +95,69 @@ impl RedisStoreBuilder {
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             reconnect_retries: DEFAULT_RECONNECT_RETRIES,
             ttl_grace: Duration::ZERO,
+            cluster: None,
         }
+    }
+
+    pub(crate) fn new_cluster(nodes: Vec<String>) -> Self {
+        let mut b = Self::new(String::new());
+        b.cluster = Some(ClusterSettings {
+            nodes,
+            retries: DEFAULT_CLUSTER_RETRIES,
+            min_retry_wait: DEFAULT_CLUSTER_MIN_RETRY_WAIT,
+            max_retry_wait: DEFAULT_CLUSTER_MAX_RETRY_WAIT,
+            operation_timeout: DEFAULT_CLUSTER_OPERATION_TIMEOUT,
+        });
+        b
+    }
+
+    /// On a cluster: how many times a command is resent after `TRYAGAIN`,
+    /// `CLUSTERDOWN`, `MASTERDOWN`, `LOADING`, `READONLY` or a lost
+    /// connection (default [`DEFAULT_CLUSTER_RETRIES`]), waiting between
+    /// `min_wait` and `max_wait` (growing exponentially, jittered; defaults
+    /// [`DEFAULT_CLUSTER_MIN_RETRY_WAIT`], [`DEFAULT_CLUSTER_MAX_RETRY_WAIT`]).
+    /// `MOVED` and `ASK` are followed at once and do not count. A resent
+    /// write is safe: see the crate docs on operation ids. Ignored on one
+    /// server.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::cluster_builder(["redis://127.0.0.1:7000"])
+    ///     .cluster_retries(4, Duration::from_millis(20), Duration::from_millis(200))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster_retries(mut self, retries: u32, min_wait: Duration, max_wait: Duration) -> Self {
+        if let Some(c) = &mut self.cluster {
+            c.retries = retries;
+            c.min_retry_wait = min_wait;
+            c.max_retry_wait = max_wait.max(min_wait);
+        }
+        self
+    }
+
+    /// On a cluster: the limit on one operation, resends included (default
+    /// [`DEFAULT_CLUSTER_OPERATION_TIMEOUT`]); each reply is still awaited
+    /// at most [`response_timeout`](Self::response_timeout). Ignored on one
+    /// server.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::cluster_builder(["redis://127.0.0.1:7000"])
+    ///     .cluster_operation_timeout(std::time::Duration::from_secs(10))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster_operation_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(c) = &mut self.cluster {
+            c.operation_timeout = timeout;
+        }
+        self
     }
 
     /// The prefix of every key this store writes (default
@@ -185,13 +276,49 @@ impl RedisStoreBuilder {
     /// ```
     pub async fn connect(self) -> Result<RedisStore, Error> {
         let keys = KeyLayout::new(self.prefix)?;
-        // The URL may hold a password: report what is wrong, not the URL.
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::Config(ConfigError::new("url", format!("not a Redis URL ({})", e.category()))))?;
         let timeouts = Timeouts {
             response: self.response_timeout,
             connection: self.connection_timeout,
         };
+        let grace_ms = i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX);
+        if let Some(c) = self.cluster {
+            if c.nodes.is_empty() {
+                return Err(Error::Config(ConfigError::new(
+                    "nodes",
+                    "a cluster needs at least one seed node",
+                )));
+            }
+            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            // Never reads from replicas: a replica may not have the last
+            // write yet, and every operation must see it.
+            let client = redis::cluster::ClusterClient::builder(c.nodes.iter().map(String::as_str))
+                .retries(c.retries)
+                .min_retry_wait(ms(c.min_retry_wait))
+                .max_retry_wait(ms(c.max_retry_wait))
+                .connection_timeout(self.connection_timeout)
+                .response_timeout(self.response_timeout)
+                .overall_response_timeout(Some(c.operation_timeout))
+                .build()
+                .map_err(|e| {
+                    Error::Config(ConfigError::new(
+                        "nodes",
+                        format!("not a list of Redis URLs ({})", e.category()),
+                    ))
+                })?;
+            let connection = client
+                .get_async_connection()
+                .await
+                .map_err(|e| error::error("connect", timeouts, e))?;
+            return Ok(RedisStore::from_parts(
+                Conn::Cluster(connection),
+                keys.for_cluster(),
+                grace_ms,
+                timeouts,
+            ));
+        }
+        // The URL may hold a password: report what is wrong, not the URL.
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| Error::Config(ConfigError::new("url", format!("not a Redis URL ({})", e.category()))))?;
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout));
@@ -204,7 +331,6 @@ impl RedisStoreBuilder {
         )
         .await
         .map_err(|e| error::error("connect", timeouts, e))?;
-        let grace_ms = i64::try_from(self.ttl_grace.as_millis()).unwrap_or(i64::MAX);
-        Ok(RedisStore::from_parts(connection, keys, grace_ms, timeouts))
+        Ok(RedisStore::from_parts(Conn::One(connection), keys, grace_ms, timeouts))
     }
 }

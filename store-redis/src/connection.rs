@@ -138,3 +138,25 @@ impl Link {
         result
     }
 }
+
+/// What a store sends on: one server's [`Link`], or a Redis Cluster
+/// connection, which keeps a connection to every master, routes each
+/// command by its first key and follows MOVED and ASK by itself.
+// One per store, behind an Arc: boxing the Link would only add a pointer
+// chase to every command on one server.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Conn {
+    One(Link),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    /// Sends `cmd` and reads its reply.
+    pub(crate) async fn send(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self {
+            Self::One(link) => link.send(cmd).await,
+            // A clone is a handle on the same connections (a channel sender).
+            Self::Cluster(c) => cmd.query_async::<Value>(&mut c.clone()).await,
+        }
+    }
+}

@@ -124,15 +124,70 @@
 //! reloads itself and the store reconnects. Replication is asynchronous: a
 //! failover may lose the last writes, as for any Redis data.
 //!
-//! ## Scaling out
+//! ## Scaling out: Redis Cluster
 //!
 //! One server runs a store at close to its raw round-trip rate; the
 //! server's CPU bounds throughput (see `benches/README.md` for measured
-//! numbers). Keys carry Redis Cluster hash tags already, but this version
-//! talks to one server: scripts that follow an owner index build session
-//! key names themselves, which Redis Cluster does not allow, and `rotate`
-//! moves a record between two slots. Redis 7.0 or newer is required
-//! (`PEXPIRETIME`, script error codes passed through).
+//! numbers). Past that, [`RedisStore::cluster_builder`] talks to a Redis
+//! Cluster through `redis::cluster_async` (it follows `MOVED` and `ASK`,
+//! resends after `TRYAGAIN`, `CLUSTERDOWN` and lost connections with short
+//! waits, and never reads from replicas, which could miss the last write).
+//!
+//! **Layout.** A cluster runs a function only if every key it touches is
+//! declared and all lie in one slot. So records are split into [`SHARDS`]
+//! (1024) shards, each one hash tag and so one slot: a session's shard is
+//! the top 10 bits of its store key, an owner's the top 10 bits of a hash
+//! of the owner, and the shard's owner index is two sorted sets in that
+//! slot. An owned session must be in its owner's shard: the store says so
+//! through [`SessionStore::shard_of_owner`], and
+//! [`SessionManager`](session_core::SessionManager) mints every id into the
+//! right shard with [`session_core::mint_id`] (about a thousand SHA-256
+//! draws, well under a millisecond). A direct caller that creates or
+//! updates an owned record whose key is in another shard gets
+//! [`Error::WrongShard`] and nothing is written; a change of owner goes
+//! through `rotate`, as a login does. The key names are in the
+//! `session_key` and `owner_index_key` docs.
+//!
+//! **What a cluster promises, exactly:**
+//!
+//! - Every operation but one is **one atomic function in one slot**, as
+//!   linearizable as on one server: `create`, `load`, `update`, `overwrite`,
+//!   `touch`, `delete`, and a `rotate` whose new key is in the old one's
+//!   shard (the manager's rotate without a change of owner).
+//!   `list_by_owner` and `delete_by_owner` are too, but take **two round
+//!   trips** when the owner has sessions: the function can only touch
+//!   declared keys and learns them from the index, so it answers the first
+//!   call with the keys to declare, writing nothing, and runs whole on the
+//!   second (again, if the index changed in between).
+//! - A **`rotate` into another shard** (a login, or a switch of user, whose
+//!   new owner's sessions live elsewhere) is three steps: *seal* the old
+//!   record into a rotation mark that keeps a copy of it, *publish* the copy
+//!   under the new key with the new owner, *retire* the copy from the mark.
+//!   Never are both keys live; between seal and publish neither is (a
+//!   request then finds no session, and `was_rotated` says the old key was
+//!   rotated); no write to the old key after the seal can succeed, so none
+//!   is lost; `created_at` and `expires_at` carry over. If the client dies
+//!   after the seal, the session is lost (the user logs in again) and the
+//!   mark ends within 60 s; if the new key turns out to be live, the old
+//!   record is put back and the rotate fails with `AlreadyExists`. The
+//!   conformance suite declares exactly this difference
+//!   (`atomic_cross_shard_rotate`).
+//! - **Acknowledged writes can be lost in an unplanned failover** (a master
+//!   that dies before its replica has the write): Redis replicates
+//!   asynchronously. A lost `delete` brings a session back, a lost `update`
+//!   lets a later writer reuse its version. A manual failover
+//!   (`CLUSTER FAILOVER`) loses nothing.
+//! - **Resent writes are safe**: the cluster client resends a command
+//!   after a lost connection, so a write may run twice; operation ids (see
+//!   Guarantees) make the second run report the first one's outcome.
+//! - **During a slot migration** an operation may wait for the client's
+//!   resends (`TRYAGAIN`) or fail with a retryable [`Error::Backend`]; it
+//!   never writes half.
+//!
+//! The function library is loaded on every master when a master lacks it
+//! (after a failover to a replica that never saw it, or a new node).
+//! Redis 7.0 or newer is required (`PEXPIRETIME`, script error codes
+//! passed through).
 
 mod builder;
 mod connection;
@@ -154,10 +209,13 @@ use session_core::{
 };
 
 pub use builder::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT, RedisStoreBuilder,
+    DEFAULT_CLUSTER_MAX_RETRY_WAIT, DEFAULT_CLUSTER_MIN_RETRY_WAIT, DEFAULT_CLUSTER_OPERATION_TIMEOUT,
+    DEFAULT_CLUSTER_RETRIES, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RECONNECT_RETRIES,
+    DEFAULT_RESPONSE_TIMEOUT, RedisStoreBuilder,
 };
+pub use keys::SHARDS;
 
-use connection::Link;
+use connection::Conn;
 use error::Timeouts;
 use keys::KeyLayout;
 use record::{HEADER_LEN, OpId};
@@ -176,7 +234,7 @@ use scripts::LIBRARY;
 pub struct RedisStore {
     // Multiplexed: concurrent operations are pipelined on one socket, which
     // is how Redis is fastest; replaced when the socket dies.
-    connection: Arc<Link>,
+    connection: Arc<Conn>,
     keys: KeyLayout,
     // Passed to the scripts as a decimal string; see ttl_grace.
     grace: Arc<str>,
@@ -258,6 +316,45 @@ impl RedisStore {
         RedisStoreBuilder::new(url.into())
     }
 
+    /// A builder for a Redis Cluster reached through any of `nodes` (seed
+    /// URLs, `redis://host:port`; the rest of the cluster is discovered).
+    /// The same settings as [`builder`](Self::builder), plus
+    /// [`cluster_retries`](RedisStoreBuilder::cluster_retries) and
+    /// [`cluster_operation_timeout`](RedisStoreBuilder::cluster_operation_timeout).
+    /// See the crate docs, "Redis Cluster", for the layout and for exactly
+    /// what a cluster promises less than one server.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::cluster_builder(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .prefix("myapp:session:")
+    ///     .connect()
+    ///     .await?;
+    /// assert!(store.is_cluster());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster_builder<I, N>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        RedisStoreBuilder::new_cluster(nodes.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), session_core::Error> {
+    /// let store = store_redis::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert!(!store.is_cluster());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        self.keys.is_cluster()
+    }
+
     /// Connects to `url` with the default prefix and timeouts.
     ///
     /// ```no_run
@@ -270,7 +367,7 @@ impl RedisStore {
         Self::builder(url).connect().await
     }
 
-    pub(crate) fn from_parts(connection: Link, keys: KeyLayout, grace_ms: i64, timeouts: Timeouts) -> Self {
+    pub(crate) fn from_parts(connection: Conn, keys: KeyLayout, grace_ms: i64, timeouts: Timeouts) -> Self {
         Self {
             connection: Arc::new(connection),
             keys,
@@ -295,7 +392,9 @@ impl RedisStore {
     }
 
     /// The Redis key of `key`'s record, for operators and tests:
-    /// `<prefix>s:{<64 hex digits>}`. It holds one string: a 43-byte header
+    /// `<prefix>s:{<64 hex digits>}`, or on a cluster
+    /// `<prefix>s:{ttt}<64 hex digits>` with `ttt` the key's shard (its top
+    /// 10 bits) in three hex digits. It holds one string: a 43-byte header
     /// (kind `S`, version, `created_at`, `expires_at`, operation id, owner
     /// length), the owner and the data; after a `rotate` away from `key`, a
     /// rotation mark (kind `M`); for 60 s after a `delete`, a deletion
@@ -314,7 +413,11 @@ impl RedisStore {
     }
 
     /// The Redis key of the owner index of `owner`, `<prefix>o:{<owner>}`:
-    /// a sorted set of hex store keys scored by their `expires_at`.
+    /// a sorted set of hex store keys scored by their `expires_at`. On a
+    /// cluster, the index of the owner's shard, `<prefix>i:{ttt}` (`ttt` the
+    /// shard in three hex digits): a sorted set of `owner "\0" hex` members
+    /// scored 0, beside `<prefix>e:{ttt}`, the same members scored by
+    /// `expires_at`.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), session_core::Error> {
@@ -347,8 +450,38 @@ impl RedisStore {
         cmd
     }
 
+    /// The prefix and grace every function takes first; on a cluster the
+    /// prefix is empty, which tells the functions that every name comes in
+    /// KEYS.
     fn common_args(&self, cmd: &mut Cmd) {
-        cmd.arg(self.keys.prefix()).arg(&*self.grace);
+        let prefix = if self.keys.is_cluster() { "" } else { self.keys.prefix() };
+        cmd.arg(prefix).arg(&*self.grace);
+    }
+
+    /// An FCALL of `function` on the session key `session` and, on a
+    /// cluster, the owner index of its shard.
+    fn session_script(&self, function: &str, key: &StoreKey, session: &[u8]) -> Cmd {
+        if self.keys.is_cluster() {
+            let [byowner, byexpiry] = self.keys.shard_index(keys::shard_of_key(key));
+            let mut cmd = self.script(function, 3);
+            cmd.arg(session).arg(byowner).arg(byexpiry);
+            cmd
+        } else {
+            let mut cmd = self.script(function, 1);
+            cmd.arg(session);
+            cmd
+        }
+    }
+
+    /// On a cluster, an owned record must be in its owner's shard.
+    fn check_shard(&self, key: &StoreKey, owner: Option<&str>) -> Result<(), Error> {
+        if let (true, Some(owner)) = (self.keys.is_cluster(), owner) {
+            let (key_shard, owner_shard) = (keys::shard_of_key(key), keys::shard_of_owner(owner));
+            if key_shard != owner_shard {
+                return Err(Error::WrongShard { key_shard, owner_shard });
+            }
+        }
+        Ok(())
     }
 
     /// Runs a function for operation `op`: FCALL, and FUNCTION LOAD + FCALL
@@ -386,7 +519,7 @@ impl RedisStore {
     }
 
     async fn create_as(&self, record: Record, now: Timestamp, op: OpId) -> Result<(), Error> {
-        let session = self.keys.session(&record.key);
+        self.check_shard(&record.key, record.owner.as_deref())?;
         let value = record::encode(
             1,
             record.created_at,
@@ -395,16 +528,31 @@ impl RedisStore {
             record.owner.as_deref(),
             &record.data,
         )?;
-        let mut cmd = self.script(&LIBRARY.create, 1);
-        cmd.arg(&session);
+        self.create_value(&record.key, value, record.expires_at, record.owner.as_deref(), now, op)
+            .await
+    }
+
+    /// The create function on a record already encoded (a cluster's
+    /// rotate publishes the sealed record with it).
+    async fn create_value(
+        &self,
+        key: &StoreKey,
+        value: Vec<u8>,
+        expires_at: Timestamp,
+        owner: Option<&str>,
+        now: Timestamp,
+        op: OpId,
+    ) -> Result<(), Error> {
+        let session = self.keys.session(key);
+        let mut cmd = self.session_script(&LIBRARY.create, key, &session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session))
             .arg(&millis(now))
             .arg(value)
-            .arg(self.ttl_at(record.expires_at))
+            .arg(self.ttl_at(expires_at))
             .arg(&op);
-        if let Some(owner) = &record.owner {
-            cmd.arg(owner.as_str()).arg(record.expires_at.as_millis());
+        if let Some(owner) = owner {
+            cmd.arg(owner).arg(expires_at.as_millis());
         }
         match reply::flag("a create result", &self.run("create", &cmd).await?)? {
             true => Ok(()),
@@ -422,6 +570,7 @@ impl RedisStore {
         now: Timestamp,
         op: OpId,
     ) -> Result<u64, Error> {
+        self.check_shard(key, write.owner)?;
         let session = self.keys.session(key);
         // Version and created_at are placeholders: the script fills them in.
         let value = record::encode(
@@ -432,8 +581,7 @@ impl RedisStore {
             write.owner,
             write.data,
         )?;
-        let mut cmd = self.script(&LIBRARY.write, 1);
-        cmd.arg(&session);
+        let mut cmd = self.session_script(&LIBRARY.write, key, &session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session)).arg(&millis(now));
         match write.expected {
@@ -456,10 +604,22 @@ impl RedisStore {
         now: Timestamp,
         op: OpId,
     ) -> Result<Record, Error> {
+        if let Some(owner) = set_owner {
+            session_core::validate_owner(owner)?;
+        }
+        self.check_shard(new_key, set_owner)?;
         let old = self.keys.session(old_key);
         let new = self.keys.session(new_key);
-        let mut cmd = self.script(&LIBRARY.rotate, 2);
+        let cluster = self.keys.is_cluster();
+        if cluster && keys::shard_of_key(old_key) != keys::shard_of_key(new_key) {
+            return self.rotate_across_shards(old_key, new_key, set_owner, now, op).await;
+        }
+        let mut cmd = self.script(&LIBRARY.rotate, if cluster { 4 } else { 2 });
         cmd.arg(&old).arg(&new);
+        if cluster {
+            let [byowner, byexpiry] = self.keys.shard_index(keys::shard_of_key(old_key));
+            cmd.arg(byowner).arg(byexpiry);
+        }
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&old))
             .arg(self.keys.hex_of(&new))
@@ -469,16 +629,87 @@ impl RedisStore {
             .arg(&millis(now.saturating_add(ROTATION_MARK_TTL)))
             .arg(&op);
         if let Some(owner) = set_owner {
-            session_core::validate_owner(owner)?;
             cmd.arg(owner);
         }
         reply::moved_record(self.run("rotate", &cmd).await?, *new_key)
     }
 
+    /// A cluster's rotate between two shards, in three steps: `seal` turns
+    /// the old record into a rotation mark (from then on nothing can change
+    /// it: writes to it fail as to a rotated session) and returns it;
+    /// `create` publishes it under the new key; `retire` drops the copy of
+    /// the record from the mark. Never are both keys live; between the
+    /// first two steps neither is. If the new key is taken (a live
+    /// session), the old record is put back as it was and the rotate fails
+    /// with `AlreadyExists`.
+    async fn rotate_across_shards(
+        &self,
+        old_key: &StoreKey,
+        new_key: &StoreKey,
+        set_owner: Option<&str>,
+        now: Timestamp,
+        op: OpId,
+    ) -> Result<Record, Error> {
+        let old = self.keys.session(old_key);
+        let mut seal = self.session_script(&LIBRARY.seal, old_key, &old);
+        self.common_args(&mut seal);
+        seal.arg(self.keys.hex_of(&old))
+            .arg(&millis(now))
+            .arg(&millis(now.saturating_add(ROTATION_MARK_TTL)))
+            .arg(&op);
+        let sealed = match self.run("rotate", &seal).await? {
+            Value::Int(1) => return Err(Error::NotFound),
+            Value::BulkString(bytes) => bytes,
+            other => return Err(error::impossible("a sealed record", &other)),
+        };
+        let Some(record) = record::session(*old_key, sealed.clone())? else {
+            return Err(error::impossible("a sealed session", &Value::Nil));
+        };
+        let owner = set_owner.or(record.owner.as_deref());
+        // The old owner's shard is the old key's: without `set_owner`, the
+        // new key must be there too.
+        let published = match self.check_shard(new_key, owner) {
+            Ok(()) => {
+                let value = record::encode(1, record.created_at, record.expires_at, &op, owner, &record.data)?;
+                self.create_value(new_key, value, record.expires_at, owner, now, op)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match published {
+            Ok(()) => {}
+            Err(Error::AlreadyExists | Error::WrongShard { .. }) => {
+                // Put the old record back as it was (a create over its own
+                // mark); concurrent writes meanwhile found no session.
+                let e = published.expect_err("matched an error");
+                self.create_value(old_key, sealed, record.expires_at, record.owner.as_deref(), now, op)
+                    .await?;
+                return Err(e);
+            }
+            // The outcome of the publish is unknown (a lost reply): the
+            // caller may resend the rotate with the same op id, which finds
+            // the seal and publishes again.
+            Err(e) => return Err(e),
+        }
+        let mut retire = self.script(&LIBRARY.retire, 1);
+        retire.arg(&old).arg(&op);
+        if let Err(e) = self.run("rotate", &retire).await {
+            // Best effort: the mark still ends at its TTL, with the copy.
+            tracing::warn!(error = %e, "store-redis: could not drop the record copy from a rotation mark");
+        }
+        Ok(Record {
+            key: *new_key,
+            version: 1,
+            data: record.data,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            owner: owner.map(str::to_owned),
+        })
+    }
+
     async fn delete_as(&self, key: &StoreKey, now: Timestamp, op: OpId) -> Result<bool, Error> {
         let session = self.keys.session(key);
-        let mut cmd = self.script(&LIBRARY.delete, 1);
-        cmd.arg(&session);
+        let mut cmd = self.session_script(&LIBRARY.delete, key, &session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session)).arg(&millis(now)).arg(&op);
         reply::flag("a delete result", &self.run("delete", &cmd).await?)
@@ -486,13 +717,62 @@ impl RedisStore {
 
     async fn delete_by_owner_as(&self, owner: &str, now: Timestamp, op: OpId) -> Result<u64, Error> {
         session_core::validate_owner(owner)?;
-        let mut cmd = self.script(&LIBRARY.delete_by_owner, 2);
-        cmd.arg(self.keys.owner_index(owner))
-            .arg(self.keys.owner_receipt(owner));
-        self.common_args(&mut cmd);
-        cmd.arg(owner).arg(&millis(now)).arg(&op);
-        let n = reply::int("a count", &self.run("delete_by_owner", &cmd).await?)?;
+        let value = self
+            .run_declaring("delete_by_owner", |declared| {
+                let mut cmd = self.owner_script(&LIBRARY.delete_by_owner, owner, true, declared);
+                cmd.arg(owner).arg(&millis(now)).arg(&op);
+                cmd
+            })
+            .await?;
+        let n = reply::int("a count", &value)?;
         u64::try_from(n).map_err(|_| error::impossible("a count", &Value::Int(n)))
+    }
+
+    /// An FCALL of an owner's function: on one server its index (and its
+    /// receipt); on a cluster its shard's index, (its receipt,) and the
+    /// `declared` session keys, then the common arguments.
+    fn owner_script(&self, function: &str, owner: &str, receipt: bool, declared: &[Vec<u8>]) -> Cmd {
+        let mut cmd;
+        if self.keys.is_cluster() {
+            let [byowner, byexpiry] = self.keys.shard_index(keys::shard_of_owner(owner));
+            cmd = self.script(function, 2 + usize::from(receipt) + declared.len());
+            cmd.arg(byowner).arg(byexpiry);
+        } else {
+            cmd = self.script(function, 1 + usize::from(receipt));
+            cmd.arg(self.keys.owner_index(owner));
+        }
+        if receipt {
+            cmd.arg(self.keys.owner_receipt(owner));
+        }
+        for key in declared {
+            cmd.arg(key);
+        }
+        self.common_args(&mut cmd);
+        cmd
+    }
+
+    /// Runs an owner's function. On a cluster every key a function touches
+    /// must be declared, and the session keys are known only from the
+    /// index: the function answers `again` with the keys it found
+    /// undeclared (before writing anything), and is sent again declaring
+    /// them, until the index stops changing between two calls (a few
+    /// tries; then a retryable error). One server needs one call.
+    async fn run_declaring(&self, op_name: &'static str, build: impl Fn(&[Vec<u8>]) -> Cmd) -> Result<Value, Error> {
+        const TRIES: usize = 8;
+        let mut declared: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..TRIES {
+            let value = self.run(op_name, &build(&declared)).await?;
+            let Some(missing) = reply::again(&value)? else {
+                return Ok(value);
+            };
+            for hex in missing {
+                declared.push(self.keys.session(&hex));
+            }
+        }
+        Err(Error::backend(
+            format!("store-redis: {op_name}: the owner's index kept changing over {TRIES} tries"),
+            true,
+        ))
     }
 }
 
@@ -600,8 +880,7 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> Result<bool, Error> {
         let session = self.keys.session(key);
-        let mut cmd = self.script(&LIBRARY.touch, 1);
-        cmd.arg(&session);
+        let mut cmd = self.session_script(&LIBRARY.touch, key, &session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session))
             .arg(&millis(now))
@@ -644,11 +923,13 @@ impl SessionStore for RedisStore {
 
     async fn list_by_owner(&self, owner: &str, now: Timestamp) -> Result<Vec<OwnedSession>, Error> {
         session_core::validate_owner(owner)?;
-        let mut cmd = self.script(&LIBRARY.list_by_owner, 1);
-        cmd.arg(self.keys.owner_index(owner));
-        self.common_args(&mut cmd);
-        cmd.arg(owner).arg(&millis(now)).arg(now.as_millis());
-        let value = self.run("list_by_owner", &cmd).await?;
+        let value = self
+            .run_declaring("list_by_owner", |declared| {
+                let mut cmd = self.owner_script(&LIBRARY.list_by_owner, owner, false, declared);
+                cmd.arg(owner).arg(&millis(now)).arg(now.as_millis());
+                cmd
+            })
+            .await?;
         let (sessions, skipped) = reply::owner_listing(&value)?;
         // Left out, not fatal: a "your devices" page still shows the rest.
         // The log names the key by its short prefix, never the owner or data.
@@ -668,5 +949,17 @@ impl SessionStore for RedisStore {
     /// invisible.
     async fn delete_expired(&self, _now: Timestamp, _limit: usize) -> Result<u64, Error> {
         Ok(0)
+    }
+
+    /// On a cluster, the top 10 bits of the key (see [`SHARDS`]); `None` on
+    /// one server.
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        self.keys.is_cluster().then(|| keys::shard_of_key(key))
+    }
+
+    /// On a cluster, the top 10 bits of the FNV-1a hash of the owner;
+    /// `None` on one server.
+    fn shard_of_owner(&self, owner: &str) -> Option<u32> {
+        self.keys.is_cluster().then(|| keys::shard_of_owner(owner))
     }
 }

@@ -136,6 +136,28 @@ pub(crate) fn owner_listing(value: &Value) -> Result<(Vec<OwnedSession>, Vec<Ski
     Ok((sessions, skipped))
 }
 
+/// On a cluster, an owner's function that met undeclared session keys
+/// answers `{'again', {hex, ...}}`: the store keys to declare. `None` for
+/// any other reply.
+pub(crate) fn again(value: &Value) -> Result<Option<Vec<StoreKey>>, Error> {
+    let Value::Array(items) = value else { return Ok(None) };
+    match items.as_slice() {
+        [Value::BulkString(tag), hexes] if tag.as_slice() == b"again" => {
+            let hexes = array("the undeclared keys", hexes)?;
+            let mut keys = Vec::with_capacity(hexes.len());
+            for h in hexes {
+                let key = text("an undeclared key", h)
+                    .ok()
+                    .and_then(|s| StoreKey::from_hex(s).ok())
+                    .ok_or_else(|| impossible("a hex store key", h))?;
+                keys.push(key);
+            }
+            Ok(Some(keys))
+        }
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

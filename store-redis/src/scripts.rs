@@ -3,7 +3,8 @@
 //! `overwrite` share one), in one function library. The sources are
 //! `lua/*.lua`, each with a header comment naming its KEYS, ARGV and reply;
 //! the library is `record.lua` (reading a header) + `index.lua` (owner
-//! indexes) + each operation's body wrapped in `redis.register_function`.
+//! indexes on one server) + `shard_index.lua` (a shard's owner index on a
+//! cluster) + each operation's body wrapped in `redis.register_function`.
 //!
 //! # Why each operation is atomic
 //!
@@ -47,9 +48,10 @@ use std::sync::LazyLock;
 
 const RECORD: &str = include_str!("../lua/record.lua");
 const INDEX: &str = include_str!("../lua/index.lua");
+const SHARD_INDEX: &str = include_str!("../lua/shard_index.lua");
 
 /// The operations' bodies, by function name.
-const BODIES: [(&str, &str); 7] = [
+const BODIES: [(&str, &str); 9] = [
     ("create", include_str!("../lua/create.lua")),
     ("write", include_str!("../lua/write.lua")),
     ("touch", include_str!("../lua/touch.lua")),
@@ -57,6 +59,8 @@ const BODIES: [(&str, &str); 7] = [
     ("delete", include_str!("../lua/delete.lua")),
     ("list_by_owner", include_str!("../lua/list_by_owner.lua")),
     ("delete_by_owner", include_str!("../lua/delete_by_owner.lua")),
+    ("seal", include_str!("../lua/seal.lua")),
+    ("retire", include_str!("../lua/retire.lua")),
 ];
 
 /// The library: its source (for `FUNCTION LOAD`) and the names of its
@@ -70,11 +74,13 @@ pub(crate) struct Library {
     pub(crate) delete: String,
     pub(crate) list_by_owner: String,
     pub(crate) delete_by_owner: String,
+    pub(crate) seal: String,
+    pub(crate) retire: String,
 }
 
 /// Built once per process.
 pub(crate) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
-    let mut code = [RECORD, INDEX].concat();
+    let mut code = [RECORD, INDEX, SHARD_INDEX].concat();
     for (name, body) in BODIES {
         code.push_str(&format!(
             "redis.register_function('@@_{name}', function(KEYS, ARGV)\n{body}\nend)\n"
@@ -93,6 +99,8 @@ pub(crate) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
         delete: f("delete"),
         list_by_owner: f("list_by_owner"),
         delete_by_owner: f("delete_by_owner"),
+        seal: f("seal"),
+        retire: f("retire"),
         source,
     }
 });

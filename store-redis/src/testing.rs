@@ -51,15 +51,7 @@ impl StoreFactory for RedisFactory {
     }
 
     async fn corrupt(&self, store: &RedisStore, key: &StoreKey) {
-        // An unknown format byte: the record can no longer be read.
-        let mut conn = connection().await;
-        let _: () = redis::cmd("SETRANGE")
-            .arg(store.session_key(key))
-            .arg(0)
-            .arg("X")
-            .query_async(&mut conn)
-            .await
-            .expect("SETRANGE on the test server");
+        corrupt_with(&mut connection().await, store, key).await;
     }
 
     fn expires_by_itself(&self) -> bool {
@@ -69,6 +61,18 @@ impl StoreFactory for RedisFactory {
     async fn dispose(&self, store: RedisStore) {
         delete_prefix(store.prefix()).await;
     }
+}
+
+/// Damages `key`'s record: an unknown format byte, so it can no longer be
+/// read.
+async fn corrupt_with(conn: &mut impl redis::aio::ConnectionLike, store: &RedisStore, key: &StoreKey) {
+    let _: () = redis::cmd("SETRANGE")
+        .arg(store.session_key(key))
+        .arg(0)
+        .arg("X")
+        .query_async(conn)
+        .await
+        .expect("SETRANGE on the test server");
 }
 
 /// A plain connection to the test server, outside any store.
@@ -83,7 +87,11 @@ async fn connection() -> redis::aio::MultiplexedConnection {
 /// Deletes every key under `prefix` on the test server (SCAN, never KEYS,
 /// so a large shared server is not blocked).
 pub async fn delete_prefix(prefix: &str) {
-    let mut conn = connection().await;
+    scan_delete(&mut connection().await, prefix).await;
+}
+
+/// SCAN + DEL of every key under `prefix` on one node.
+async fn scan_delete(conn: &mut impl redis::aio::ConnectionLike, prefix: &str) {
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -92,13 +100,13 @@ pub async fn delete_prefix(prefix: &str) {
             .arg(format!("{prefix}*"))
             .arg("COUNT")
             .arg(500)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await
             .expect("SCAN works on the test server");
-        if !keys.is_empty() {
+        for key in keys {
             let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
+                .arg(key)
+                .query_async(conn)
                 .await
                 .expect("DEL works on the test server");
         }
@@ -106,5 +114,117 @@ pub async fn delete_prefix(prefix: &str) {
             break;
         }
         cursor = next;
+    }
+}
+
+/// The seed nodes of the test cluster: `REDIS_CLUSTER_NODES`
+/// (comma-separated URLs), or none.
+pub fn cluster_nodes() -> Option<Vec<String>> {
+    let nodes = std::env::var("REDIS_CLUSTER_NODES").ok()?;
+    let nodes: Vec<String> = nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
+}
+
+/// Stores on a Redis Cluster, each under a key prefix no other test uses,
+/// its keys deleted (on every master) when the test is done. No cluster is
+/// [`Unavailable`].
+///
+/// ```no_run
+/// use conformance::StoreFactory;
+/// use store_redis::testing::RedisClusterFactory;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let factory = RedisClusterFactory::new(vec!["redis://127.0.0.1:7000".to_owned()]);
+/// let store = factory.make().await.expect("a cluster at 7000");
+/// assert!(store.is_cluster());
+/// factory.dispose(store).await;
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RedisClusterFactory {
+    nodes: Vec<String>,
+}
+
+impl RedisClusterFactory {
+    /// A factory for the cluster reached through `nodes`.
+    pub fn new(nodes: Vec<String>) -> Self {
+        Self { nodes }
+    }
+
+    /// The seed nodes.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+}
+
+#[async_trait]
+impl StoreFactory for RedisClusterFactory {
+    type Store = RedisStore;
+
+    fn name(&self) -> &'static str {
+        "redis-cluster"
+    }
+
+    async fn make(&self) -> Result<RedisStore, Unavailable> {
+        if self.nodes.is_empty() {
+            return Err(Unavailable("no Redis Cluster nodes given".to_owned()));
+        }
+        RedisStore::cluster_builder(self.nodes.clone())
+            .prefix(format!("test:{}:", conformance::fresh_key().short()))
+            .connect()
+            .await
+            .map_err(|e| Unavailable(format!("Redis Cluster at {:?}: {e}", self.nodes)))
+    }
+
+    async fn corrupt(&self, store: &RedisStore, key: &StoreKey) {
+        corrupt_with(&mut cluster_connection(&self.nodes).await, store, key).await;
+    }
+
+    fn expires_by_itself(&self) -> bool {
+        true
+    }
+
+    async fn dispose(&self, store: RedisStore) {
+        delete_prefix_on_cluster(&self.nodes, store.prefix()).await;
+    }
+}
+
+async fn cluster_connection(nodes: &[String]) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(nodes.to_vec())
+        .expect("the test nodes were usable a moment ago")
+        .get_async_connection()
+        .await
+        .expect("the cluster the store just reached is reachable")
+}
+
+/// Deletes every key under `prefix` on every master of the cluster behind
+/// `nodes` (SCAN on each node, DEL where the node is a master).
+pub async fn delete_prefix_on_cluster(nodes: &[String], prefix: &str) {
+    let mut conn = cluster_connection(nodes).await;
+    // Every node's own keys: SCAN it directly; only masters hold keys to delete.
+    let topology: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER NODES works");
+    for line in topology.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.len() < 3 || !fields[2].contains("master") || fields[2].contains("fail") {
+            continue;
+        }
+        let addr = fields[1].split('@').next().unwrap_or_default();
+        let Ok(client) = redis::Client::open(format!("redis://{addr}")) else {
+            continue;
+        };
+        let Ok(mut node) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        scan_delete(&mut node, prefix).await;
     }
 }
