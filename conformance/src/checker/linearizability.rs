@@ -47,7 +47,11 @@
 //!
 //! Any operation that failed with an error the contract never allows (a
 //! backend failure, corruption) fails the check at once: its effect is
-//! unknown, and the contract says it must not happen.
+//! unknown, and the contract says it must not happen. A fault test that
+//! expects such failures marks them [`Indeterminate`](crate::ErrorKind::Indeterminate)
+//! instead: such an operation counts as still running until the end of the
+//! history, and the search may linearize it at any point after its call
+//! (taking effect, any result accepted) or drop it at the end (no effect).
 //!
 //! # Failures
 //!
@@ -386,7 +390,13 @@ impl Entries {
             // At equal ticks a call sorts before a return, so operations that
             // touch at one tick count as overlapping (hand-written histories).
             order.push((e.invoked, false, i));
-            order.push((e.returned.max(e.invoked), true, i));
+            // An operation of unknown outcome may take effect any time later.
+            let returned = if e.outcome.is_indeterminate() {
+                u64::MAX
+            } else {
+                e.returned
+            };
+            order.push((returned.max(e.invoked), true, i));
         }
         order.sort();
         let n = order.len();
@@ -498,6 +508,21 @@ fn search(events: &[&Event]) -> Result<usize, NotLinearizable> {
                 }
             }
             entry = list.next[entry];
+        } else if entry != NIL && events[list.op[entry]].outcome.is_indeterminate() {
+            // The end of an operation of unknown outcome that was not
+            // linearized: it may never have taken effect. Drop it (state
+            // unchanged), unless that was explored already.
+            let i = list.op[entry];
+            let mut next_set = linearized.clone();
+            next_set.insert(i);
+            if cache.insert((next_set.clone(), state.clone())) {
+                stack.push((i, state.clone()));
+                linearized = next_set;
+                list.lift(i);
+                entry = list.head;
+            } else {
+                entry = NIL;
+            }
         } else {
             // A return of an operation not yet linearized: this path is dead.
             let Some((i, before)) = stack.pop() else {
@@ -608,6 +633,30 @@ mod tests {
             data: Bytes::from_static(data),
             ..record(key, None)
         })
+    }
+
+    #[test]
+    fn a_write_of_unknown_outcome_may_have_taken_effect_or_not_but_nothing_else() {
+        let k = fresh_key();
+        let lost = || Outcome::Failed(crate::ErrorKind::Indeterminate);
+        let with_load = |version, data| {
+            History::new(vec![
+                ev(0, 0, 1, Op::Create(record(k, None)), Outcome::Done),
+                ev(0, 2, 3, Op::Update(k, update(1, b"b")), lost()),
+                ev(1, 4, 5, Op::Load(k), loaded(k, version, data)),
+                ev(1, 6, 7, Op::Load(k), loaded(k, version, data)),
+            ])
+        };
+        assert!(check(&with_load(2, b"b")).is_ok(), "it took effect");
+        assert!(check(&with_load(1, b"a")).is_ok(), "it did not");
+        assert!(check(&with_load(3, b"b")).is_err(), "no write explains version 3");
+        // It cannot take effect before its call.
+        let early = History::new(vec![
+            ev(0, 0, 1, Op::Create(record(k, None)), Outcome::Done),
+            ev(1, 2, 3, Op::Load(k), loaded(k, 2, b"b")),
+            ev(0, 4, 5, Op::Update(k, update(1, b"b")), lost()),
+        ]);
+        assert!(check(&early).is_err());
     }
 
     #[test]

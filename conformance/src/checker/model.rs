@@ -79,6 +79,13 @@ pub enum ErrorKind {
     /// Anything else (backend failure, corruption...): never expected by the
     /// model, so it always fails a comparison. Holds the message.
     Unexpected(String),
+    /// The outcome is unknown: the call failed in a way that leaves open
+    /// whether it took effect (a connection lost in a failover, a timeout).
+    /// Never made by [`execute`]: a fault test that expects such failures
+    /// marks them so ([`Outcome::indeterminate_if_failed`]). The checker
+    /// lets such an operation take effect at any instant after its call, with
+    /// any result, or never.
+    Indeterminate,
 }
 
 /// The result of an operation, in comparable form.
@@ -117,6 +124,29 @@ impl Outcome {
     /// corruption...).
     pub fn is_unexpected(&self) -> bool {
         matches!(self, Outcome::Failed(ErrorKind::Unexpected(_)))
+    }
+
+    /// Whether the outcome is unknown ([`ErrorKind::Indeterminate`]).
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self, Outcome::Failed(ErrorKind::Indeterminate))
+    }
+
+    /// For fault tests: an unexpected failure becomes
+    /// [`ErrorKind::Indeterminate`] (any other outcome stays), so that a
+    /// history with calls that failed in a failover can still be checked.
+    ///
+    /// ```
+    /// use conformance::{ErrorKind, Outcome};
+    /// let lost = Outcome::Failed(ErrorKind::Unexpected("connection reset".into()));
+    /// assert!(lost.indeterminate_if_failed().is_indeterminate());
+    /// assert_eq!(Outcome::Done.indeterminate_if_failed(), Outcome::Done);
+    /// ```
+    pub fn indeterminate_if_failed(self) -> Outcome {
+        if self.is_unexpected() {
+            Outcome::Failed(ErrorKind::Indeterminate)
+        } else {
+            self
+        }
     }
 }
 
@@ -289,6 +319,7 @@ impl Model {
     pub fn accepts(op: &Op, expected: &Outcome, actual: &Outcome) -> bool {
         match (op, expected, actual) {
             (Op::DeleteExpired(_), Outcome::Count(bound), Outcome::Count(n)) => n <= bound,
+            (_, _, Outcome::Failed(ErrorKind::Indeterminate)) => true,
             _ => expected == actual,
         }
     }
