@@ -9,14 +9,17 @@
 -- KEYS[2-3] its shard's owner index (byowner, byexpiry)
 -- ARGV     '' (a cluster), grace (ms), old hex, now (8 bytes), the mark's cap
 --          (8 bytes: now + 60 s, saturated), op id (16 bytes)
--- Reply    1 the old key is not live, else the record as it was (a session
---          string), also when this op id sealed it already.
+-- Reply    1 the old key is not live, 3 this op id sealed and retired it
+--          already (a resent rotate that went through), else the record as it
+--          was (a session string), also when this op id sealed it already.
 local key, op = KEYS[1], ARGV[6]
 local nh, nl = struct.unpack('>i4I4', ARGV[4])
 local r = read(key)
 if r and r.k == MARK and r.op == op then
   local sealed = string.sub(redis.call('GET', key), HEADER_LEN + 1)
   if sealed ~= '' then return sealed end
+  -- Retired already: this rotate went through; the new key says how.
+  return 3
 end
 if not live(r, nh, nl) then return 1 end
 local value = redis.call('GET', key)

@@ -659,6 +659,7 @@ impl RedisStore {
             .arg(&op);
         let sealed = match self.run("rotate", &seal).await? {
             Value::Int(1) => return Err(Error::NotFound),
+            Value::Int(3) => return self.rotated_by(new_key, &op).await,
             Value::BulkString(bytes) => bytes,
             other => return Err(error::impossible("a sealed record", &other)),
         };
@@ -705,6 +706,21 @@ impl RedisStore {
             expires_at: record.expires_at,
             owner: owner.map(str::to_owned),
         })
+    }
+
+    /// A resent rotate across shards whose first run went through: the
+    /// record it published, if the new key still holds it.
+    async fn rotated_by(&self, new_key: &StoreKey, op: &OpId) -> Result<Record, Error> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.keys.session(new_key));
+        let bytes = match self.query("rotate", &get).await? {
+            Value::BulkString(bytes) => bytes,
+            _ => return Err(Error::NotFound),
+        };
+        if record::header(&bytes, true)?.op != *op {
+            return Err(Error::NotFound);
+        }
+        record::session(*new_key, bytes)?.ok_or(Error::NotFound)
     }
 
     async fn delete_as(&self, key: &StoreKey, now: Timestamp, op: OpId) -> Result<bool, Error> {
