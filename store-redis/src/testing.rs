@@ -118,16 +118,30 @@ async fn scan_delete(conn: &mut impl redis::aio::ConnectionLike, prefix: &str) {
 }
 
 /// The seed nodes of the test cluster: `REDIS_CLUSTER_NODES`
-/// (comma-separated URLs), or none.
-pub fn cluster_nodes() -> Option<Vec<String>> {
-    let nodes = std::env::var("REDIS_CLUSTER_NODES").ok()?;
-    let nodes: Vec<String> = nodes
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect();
-    (!nodes.is_empty()).then_some(nodes)
+/// (comma-separated URLs) if set, else a local 3-master, 3-replica cluster
+/// started on first use for this test process and removed when it exits
+/// ([`redis_harness::LocalCluster::shared`]). The error says why there is
+/// none (no `redis-server`, or a cluster that did not come up).
+pub fn cluster_nodes() -> Result<Vec<String>, String> {
+    if let Ok(nodes) = std::env::var("REDIS_CLUSTER_NODES") {
+        let nodes: Vec<String> = nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !nodes.is_empty() {
+            return Ok(nodes);
+        }
+    }
+    // Starting it blocks for a few seconds, once per process.
+    let shared = || redis_harness::LocalCluster::shared().map(|c| c.seeds());
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(shared)
+        }
+        _ => shared(),
+    }
 }
 
 /// Stores on a Redis Cluster, each under a key prefix no other test uses,
@@ -149,12 +163,30 @@ pub fn cluster_nodes() -> Option<Vec<String>> {
 #[derive(Debug, Clone, Default)]
 pub struct RedisClusterFactory {
     nodes: Vec<String>,
+    // Why there are no nodes, for the skip line.
+    unavailable: Option<String>,
 }
 
 impl RedisClusterFactory {
     /// A factory for the cluster reached through `nodes`.
     pub fn new(nodes: Vec<String>) -> Self {
-        Self { nodes }
+        Self {
+            nodes,
+            unavailable: None,
+        }
+    }
+
+    /// A factory for the test cluster of [`cluster_nodes`]; if there is
+    /// none, every [`make`](StoreFactory::make) is [`Unavailable`] with the
+    /// reason.
+    pub fn local() -> Self {
+        match cluster_nodes() {
+            Ok(nodes) => Self::new(nodes),
+            Err(why) => Self {
+                nodes: Vec::new(),
+                unavailable: Some(format!("no local Redis Cluster: {why}")),
+            },
+        }
     }
 
     /// The seed nodes.
@@ -173,7 +205,11 @@ impl StoreFactory for RedisClusterFactory {
 
     async fn make(&self) -> Result<RedisStore, Unavailable> {
         if self.nodes.is_empty() {
-            return Err(Unavailable("no Redis Cluster nodes given".to_owned()));
+            return Err(Unavailable(
+                self.unavailable
+                    .clone()
+                    .unwrap_or_else(|| "no Redis Cluster nodes given".to_owned()),
+            ));
         }
         RedisStore::cluster_builder(self.nodes.clone())
             .prefix(format!("test:{}:", conformance::fresh_key().short()))
