@@ -91,5 +91,6 @@ pub mod payloads;
 pub mod races;
 pub mod records;
 pub mod rotation;
+pub mod shards;
 pub mod state_machine;
 pub mod sweep;
