@@ -89,6 +89,39 @@ pub trait StoreFactory: Send + Sync + 'static {
         false
     }
 
+    /// Whether a `rotate` that moves a session from one shard to another
+    /// (see [`SessionStore::shard_of_key`]) is one atomic step, like every
+    /// other operation. Default `true`, and a store whose `shard_of_key` is
+    /// `None` has nothing to declare: it never moves a session between
+    /// shards.
+    ///
+    /// A sharding backend that cannot move a record between two shards in
+    /// one step (Redis Cluster: a script runs in one slot) returns `false`
+    /// and does such a rotate in two steps: first it *seals* the old key
+    /// (from then on the old key holds a rotation mark, not the session),
+    /// then it *publishes* the moved record under the new key. This is the
+    /// one declared difference between backends, and the suite allows
+    /// exactly this much for it:
+    ///
+    /// - a load racing the rotate may find *neither* key live (between the
+    ///   two steps), which an atomic rotate never shows;
+    /// - it never finds *both*: once a reader has seen the new key live, no
+    ///   load issued after that finds the old key live (a store that
+    ///   publishes before it seals fails);
+    /// - everything else is as for an atomic rotate: the errors, the record
+    ///   `rotate` hands back, and, once it has returned, the new key live
+    ///   with the moved record and the old one holding a rotation mark.
+    ///
+    /// [`races::a_rotate_across_shards_never_shows_two_live_copies`](crate::rules::races::a_rotate_across_shards_never_shows_two_live_copies)
+    /// checks it, and with `true` also checks that the rotate is one step:
+    /// once a reader has seen the old key gone, no load issued after that
+    /// finds the new key missing. A rotate within one shard must be atomic
+    /// either way; the linearizability rule checks that, since every rotate
+    /// of its workload stays within one shard.
+    fn atomic_cross_shard_rotate(&self) -> bool {
+        true
+    }
+
     /// Called when a test is done with a store (drop a table, a prefix...).
     async fn dispose(&self, store: Self::Store) {
         drop(store);

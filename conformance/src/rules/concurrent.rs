@@ -18,7 +18,9 @@
 //! The keys of a group are minted ([`mint_id`](session_core::mint_id))
 //! into the shard of the group's owner, so on a store that shards every
 //! write of the workload is one a sharding store accepts and every rotate
-//! stays within one shard.
+//! stays within one shard, where it must be atomic whatever
+//! [`StoreFactory::atomic_cross_shard_rotate`] says (a rotate across shards
+//! has its own rule).
 //!
 //! # Time
 //!
