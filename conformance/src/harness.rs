@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Bytes, ManualClock, Record, SessionId, SessionStore, StoreKey, Timestamp, Update, async_trait};
+use session_core::{
+    Bytes, ManualClock, Record, SessionId, SessionStore, StoreKey, Timestamp, Update, async_trait, mint_id,
+};
 
 /// The environment variable that turns a missing server from a skip into a
 /// failure. `.ci/run` sets it to `1`.
@@ -87,6 +89,39 @@ pub trait StoreFactory: Send + Sync + 'static {
         false
     }
 
+    /// Whether a `rotate` that moves a session from one shard to another
+    /// (see [`SessionStore::shard_of_key`]) is one atomic step, like every
+    /// other operation. Default `true`, and a store whose `shard_of_key` is
+    /// `None` has nothing to declare: it never moves a session between
+    /// shards.
+    ///
+    /// A sharding backend that cannot move a record between two shards in
+    /// one step (Redis Cluster: a script runs in one slot) returns `false`
+    /// and does such a rotate in two steps: first it *seals* the old key
+    /// (from then on the old key holds a rotation mark, not the session),
+    /// then it *publishes* the moved record under the new key. This is the
+    /// one declared difference between backends, and the suite allows
+    /// exactly this much for it:
+    ///
+    /// - a load racing the rotate may find *neither* key live (between the
+    ///   two steps), which an atomic rotate never shows;
+    /// - it never finds *both*: once a reader has seen the new key live, no
+    ///   load issued after that finds the old key live (a store that
+    ///   publishes before it seals fails);
+    /// - everything else is as for an atomic rotate: the errors, the record
+    ///   `rotate` hands back, and, once it has returned, the new key live
+    ///   with the moved record and the old one holding a rotation mark.
+    ///
+    /// [`races::a_rotate_across_shards_never_shows_two_live_copies`](crate::rules::races::a_rotate_across_shards_never_shows_two_live_copies)
+    /// checks it, and with `true` also checks that the rotate is one step:
+    /// once a reader has seen the old key gone, no load issued after that
+    /// finds the new key missing. A rotate within one shard must be atomic
+    /// either way; the linearizability rule checks that, since every rotate
+    /// of its workload stays within one shard.
+    fn atomic_cross_shard_rotate(&self) -> bool {
+        true
+    }
+
     /// Called when a test is done with a store (drop a table, a prefix...).
     async fn dispose(&self, store: Self::Store) {
         drop(store);
@@ -107,6 +142,11 @@ pub struct Ctx<F: StoreFactory> {
     /// The test's clock; advance it by an hour or more so server TTLs never fire.
     pub clock: Arc<ManualClock>,
 }
+
+/// How many owner names [`Ctx::owner_beside`] and [`Ctx::owner_apart`]
+/// try: a store of `n` shards needs `n` on average (16384 for the slots of
+/// a Redis Cluster), so this many miss with probability below `e^-256`.
+const OWNER_DRAWS: usize = 1 << 22;
 
 /// One hour: the unit of time in the suite, long enough that no server-side
 /// TTL fires during a test run.
@@ -129,6 +169,40 @@ impl<F: StoreFactory> Ctx<F> {
         crate::fixtures::record(fresh_key(), self.now(), ttl)
     }
 
+    /// A fresh key for a session of `owner`: minted with
+    /// [`mint_id`](session_core::mint_id) into the shard the store keeps
+    /// `owner`'s sessions in, so a sharding store accepts an owned record
+    /// under it (and a rotate onto it that sets or keeps that owner). Any
+    /// fresh key for `None`, or on a store that does not shard.
+    pub fn key_for(&self, owner: Option<&str>) -> StoreKey {
+        key_for(&*self.store, owner)
+    }
+
+    /// A record of `owner` under a key minted for its shard
+    /// ([`Ctx::key_for`]), created now, expiring after `ttl`.
+    pub fn owned_record(&self, ttl: Duration, owner: &str) -> Record {
+        Record {
+            owner: Some(owner.to_owned()),
+            ..crate::fixtures::record(self.key_for(Some(owner)), self.now(), ttl)
+        }
+    }
+
+    /// An owner named `name`, or `name-1`, `name-2`... if the store keeps
+    /// `name`'s sessions in another shard than `beside`'s: the first of
+    /// these in `beside`'s shard, so a key of either owner may pass to the
+    /// other. `name` itself on a store that does not shard.
+    pub fn owner_beside(&self, beside: &str, name: &str) -> String {
+        owner_beside(&*self.store, beside, name)
+    }
+
+    /// An owner named `name`, `name-1`, `name-2`... whose sessions the store
+    /// keeps in another shard than `apart`'s; `None` on a store that does
+    /// not shard (or has a single shard).
+    pub fn owner_apart(&self, apart: &str, name: &str) -> Option<String> {
+        let shard = self.store.shard_of_owner(apart)?;
+        draw_owner(name, |o| self.store.shard_of_owner(o) != Some(shard))
+    }
+
     /// Another fresh store from the same factory; dispose of it with
     /// [`Ctx::dispose`].
     pub async fn fresh_store(&self) -> F::Store {
@@ -142,6 +216,30 @@ impl<F: StoreFactory> Ctx<F> {
     pub async fn dispose(&self, store: F::Store) {
         self.factory.dispose(store).await;
     }
+}
+
+/// [`Ctx::key_for`] for any store.
+pub(crate) fn key_for<S: SessionStore + ?Sized>(store: &S, owner: Option<&str>) -> StoreKey {
+    let shard = owner.and_then(|o| store.shard_of_owner(o));
+    match mint_id(store, shard) {
+        Ok(id) => id.store_key(),
+        Err(e) => panic!("no key could be minted for shard {shard:?}: {e}"),
+    }
+}
+
+/// [`Ctx::owner_beside`] for any store.
+pub(crate) fn owner_beside<S: SessionStore + ?Sized>(store: &S, beside: &str, name: &str) -> String {
+    let shard = store.shard_of_owner(beside);
+    draw_owner(name, |o| store.shard_of_owner(o) == shard)
+        .unwrap_or_else(|| panic!("no owner found in the shard of {beside:?} after {OWNER_DRAWS} names"))
+}
+
+/// The first of `name`, `name-1`, `name-2`... that `fits`, within
+/// [`OWNER_DRAWS`] names.
+fn draw_owner(name: &str, fits: impl Fn(&str) -> bool) -> Option<String> {
+    std::iter::once(name.to_owned())
+        .chain((1..OWNER_DRAWS).map(|i| format!("{name}-{i}")))
+        .find(|o| fits(o))
 }
 
 /// A random key, as a session id would produce.

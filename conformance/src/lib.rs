@@ -44,6 +44,16 @@
 //! # fn main() {}
 //! ```
 //!
+//! A store that splits its records into shards (its
+//! [`shard_of_owner`](session_core::SessionStore::shard_of_owner) returns
+//! `Some`, as a Redis Cluster store's does) runs the same suite: every rule
+//! mints the keys of owned records into their owner's shard, as the manager
+//! does, and checks the `WrongShard` refusals where a rule moves a key to an
+//! owner of another shard. If such a store moves a session between shards
+//! in two steps, its factory says so with
+//! [`StoreFactory::atomic_cross_shard_rotate`]: the one declared difference
+//! between backends.
+//!
 //! A factory whose server is unreachable returns [`Unavailable`]: the test
 //! prints a loud skip message and passes, unless `SESSIONS_REQUIRE_SERVICES=1`
 //! (CI), where it fails. `SESSIONS_PROPTEST_CASES` changes the number of
@@ -97,6 +107,7 @@ macro_rules! suite {
             owners::delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live_ones,
             owners::every_owner_the_contract_accepts_is_kept_apart,
             owners::a_damaged_record_never_hides_an_owners_other_sessions,
+            shards::create_of_a_record_outside_its_owners_shard_gives_wrong_shard,
             sweep::delete_expired_removes_only_expired_records_and_respects_limit,
             sweep::delete_expired_never_removes_a_renewed_session,
             payloads::data_is_stored_as_opaque_bytes_of_any_size,
@@ -125,6 +136,7 @@ macro_rules! suite {
             races::rotate_racing_update_lands_in_the_new_session_or_fails_with_not_found,
             races::update_with_from_32_tasks_loses_no_increment,
             races::a_login_racing_an_increment_loses_neither_write,
+            races::a_rotate_across_shards_never_shows_two_live_copies,
         );
     };
     (@tests $factory:expr; $($file:ident :: $rule:ident),* $(,)?) => {

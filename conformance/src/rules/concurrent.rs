@@ -15,6 +15,13 @@
 //! while owner-index operations are still checked against every key they can
 //! see.
 //!
+//! The keys of a group are minted ([`mint_id`](session_core::mint_id))
+//! into the shard of the group's owner, so on a store that shards every
+//! write of the workload is one a sharding store accepts and every rotate
+//! stays within one shard, where it must be atomic whatever
+//! [`StoreFactory::atomic_cross_shard_rotate`] says (a rotate across shards
+//! has its own rule).
+//!
 //! # Time
 //!
 //! Every task reads `now` from one shared [`ManualClock`] just before each
@@ -50,7 +57,7 @@ use session_core::{Bytes, Clock, ManualClock, Overwrite, Record, SessionStore, S
 use crate::checker::history::{History, Recorder};
 use crate::checker::linearizability;
 use crate::checker::model::{Call, ErrorKind, Op, Outcome};
-use crate::harness::{Ctx, StoreFactory, fresh_key};
+use crate::harness::{Ctx, StoreFactory, fresh_key, key_for};
 
 /// Environment variable: how many rounds the concurrent rule runs.
 pub const ROUNDS_ENV: &str = "SESSIONS_LINEARIZABILITY_ROUNDS";
@@ -75,7 +82,8 @@ pub struct Workload {
     pub ops_per_task: usize,
     /// Independent groups of keys, each with its own owner name.
     pub groups: usize,
-    /// Keys per group (rotates stay inside a group).
+    /// Keys per group, all in the shard of the group's owner (rotates stay
+    /// inside a group).
     pub keys_per_group: usize,
     /// Task 0 advances the clock by 30 minutes before about one operation in
     /// this many.
@@ -156,15 +164,18 @@ struct Round<S: ?Sized> {
 pub async fn record_round<S: SessionStore + ?Sized>(store: Arc<S>, workload: &Workload, seed: u64) -> History {
     let clock = ManualClock::starting_now();
     let start = clock.now().as_millis();
+    let owners: Vec<String> = (0..workload.groups).map(|g| format!("owner-{g}")).collect();
+    let keys = owners
+        .iter()
+        .flat_map(|owner| (0..workload.keys_per_group).map(|_| key_for(&*store, Some(owner))))
+        .collect();
     let round = Arc::new(Round {
         store,
         recorder: Recorder::new(),
         clock,
         low_water: (0..workload.tasks).map(|_| AtomicI64::new(start)).collect(),
-        keys: (0..workload.groups * workload.keys_per_group)
-            .map(|_| fresh_key())
-            .collect(),
-        owners: (0..workload.groups).map(|g| format!("owner-{g}")).collect(),
+        keys,
+        owners,
         workload: workload.clone(),
     });
     let handles: Vec<_> = (0..workload.tasks)

@@ -34,8 +34,7 @@ pub async fn a_session_is_expired_exactly_at_expires_at<F: StoreFactory>(ctx: Ar
 /// operation.
 pub async fn an_expired_session_is_absent_for_every_operation<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let mut r = ctx.record(HOUR);
-    r.owner = Some("carol".into());
+    let r = ctx.owned_record(HOUR, "carol");
     must_create(&*ctx.store, &r, now).await;
     let later = now + 2 * HOUR;
     let store = &*ctx.store;
@@ -46,7 +45,7 @@ pub async fn an_expired_session_is_absent_for_every_operation<F: StoreFactory>(c
     ));
     assert_eq!(store.touch(&r.key, later + HOUR, later).await.ok(), Some(false));
     assert!(matches!(
-        store.rotate(&r.key, &ctx.key(), None, later).await,
+        store.rotate(&r.key, &ctx.key_for(Some("carol")), None, later).await,
         Err(Error::NotFound)
     ));
     assert_eq!(owned(store, "carol", later).await, Vec::<StoreKey>::new());
@@ -58,8 +57,9 @@ pub async fn an_expired_session_is_absent_for_every_operation<F: StoreFactory>(c
 /// fields.
 pub async fn create_over_an_expired_record_replaces_it<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let mut old = ctx.record(HOUR);
-    old.owner = Some("dave".into());
+    let old = ctx.owned_record(HOUR, "dave");
+    // The key's next owner keeps its sessions where dave does.
+    let erin = ctx.owner_beside("dave", "erin");
     must_create(&*ctx.store, &old, now).await;
     assert_eq!(
         ctx.store
@@ -76,19 +76,23 @@ pub async fn create_over_an_expired_record_replaces_it<F: StoreFactory>(ctx: Arc
         data: Bytes::from_static(b"new"),
         created_at: later,
         expires_at: later + HOUR,
-        owner: Some("erin".into()),
+        owner: Some(erin.clone()),
     };
     must_create(&*ctx.store, &new, later).await;
     assert_eq!(must_load(&*ctx.store, &old.key, later).await, new);
     assert_eq!(owned(&*ctx.store, "dave", later).await, Vec::<StoreKey>::new());
-    assert_eq!(owned(&*ctx.store, "erin", later).await, vec![old.key]);
+    assert_eq!(owned(&*ctx.store, &erin, later).await, vec![old.key]);
 }
 
 /// `create` over a live record fails with `AlreadyExists` and leaves it as it
 /// was.
 pub async fn create_over_a_live_record_fails_and_changes_nothing<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let r = ctx.record(HOUR);
+    // In the intruder's shard, so that only the live record stands in its way.
+    let r = Record {
+        key: ctx.key_for(Some("mallory")),
+        ..ctx.record(HOUR)
+    };
     must_create(&*ctx.store, &r, now).await;
     let mut other = r.clone();
     other.data = Bytes::from_static(b"intruder");
@@ -104,7 +108,11 @@ pub async fn create_over_a_live_record_fails_and_changes_nothing<F: StoreFactory
 /// by moving the clock back to when it was live.
 pub async fn update_of_an_expired_session_gives_not_found_and_writes_nothing<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let r = ctx.record(HOUR);
+    // In the late writer's shard, so that only expiry stands in its way.
+    let r = Record {
+        key: ctx.key_for(Some("z")),
+        ..ctx.record(HOUR)
+    };
     must_create(&*ctx.store, &r, now).await;
     let later = now + 2 * HOUR;
     assert!(matches!(
@@ -170,14 +178,13 @@ pub async fn touch_never_revives_an_expired_session<F: StoreFactory>(ctx: Arc<Ct
 /// A deleted session stays deleted for every operation.
 pub async fn a_deleted_session_stays_deleted<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let mut r = ctx.record(HOUR);
-    r.owner = Some("frank".into());
+    let r = ctx.owned_record(HOUR, "frank");
     must_create(&*ctx.store, &r, now).await;
     assert_eq!(ctx.store.delete(&r.key, now).await.ok(), Some(true));
     assert_eq!(ctx.store.delete(&r.key, now).await.ok(), Some(false));
     assert_eq!(ctx.store.touch(&r.key, now + 9 * HOUR, now).await.ok(), Some(false));
     assert!(matches!(
-        ctx.store.rotate(&r.key, &ctx.key(), None, now).await,
+        ctx.store.rotate(&r.key, &ctx.key_for(Some("frank")), None, now).await,
         Err(Error::NotFound)
     ));
     assert_eq!(ctx.store.load(&r.key, now).await.ok(), Some(None));

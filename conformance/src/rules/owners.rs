@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use session_core::{MAX_OWNER_LEN, OwnedSession, SessionStore, StoreKey};
 
-use super::{must_create, owned, sorted};
+use super::{assert_wrong_shard, must_create, must_load, owned, sorted};
 use crate::fixtures::update;
 use crate::harness::{Ctx, HOUR, StoreFactory};
 
@@ -14,13 +14,11 @@ pub async fn list_by_owner_lists_only_the_live_sessions_of_that_owner<F: StoreFa
     let now = ctx.now();
     let mut mine = Vec::new();
     for ttl in [HOUR, 2 * HOUR, 3 * HOUR] {
-        let mut r = ctx.record(ttl);
-        r.owner = Some("heidi".into());
+        let r = ctx.owned_record(ttl, "heidi");
         must_create(&*ctx.store, &r, now).await;
         mine.push(r);
     }
-    let mut theirs = ctx.record(3 * HOUR);
-    theirs.owner = Some("heidi2".into());
+    let theirs = ctx.owned_record(3 * HOUR, "heidi2");
     must_create(&*ctx.store, &theirs, now).await;
     must_create(&*ctx.store, &ctx.record(3 * HOUR), now).await;
 
@@ -44,39 +42,54 @@ pub async fn list_by_owner_lists_only_the_live_sessions_of_that_owner<F: StoreFa
 }
 
 /// The owner index follows expiry, rotation, owner changes and deletion.
+///
+/// An owner change by `update` keeps the key, so on a store that shards it
+/// works only towards an owner whose sessions are in the key's shard; one
+/// towards an owner in another shard is refused with `WrongShard` and
+/// changes neither the record nor the index (a change of owner across
+/// shards goes through `rotate`).
 pub async fn the_owner_index_follows_expiry_rotation_owner_change_and_deletion<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
     let store = &*ctx.store;
-    let mut a = ctx.record(HOUR);
-    a.owner = Some("ivan".into());
-    let mut b = ctx.record(4 * HOUR);
-    b.owner = Some("ivan".into());
+    let a = ctx.owned_record(HOUR, "ivan");
+    let b = ctx.owned_record(4 * HOUR, "ivan");
     must_create(store, &a, now).await;
     must_create(store, &b, now).await;
     assert_eq!(owned(store, "ivan", now).await, sorted(vec![a.key, b.key]));
 
     // Rotation: the new key replaces the old one in the index.
-    let b2 = ctx.key();
+    let b2 = ctx.key_for(Some("ivan"));
     assert!(store.rotate(&b.key, &b2, None, now).await.is_ok());
     assert_eq!(owned(store, "ivan", now).await, sorted(vec![a.key, b2]));
 
+    // Owner change towards an owner of another shard: refused.
+    if let Some(elsewhere) = ctx.owner_apart("ivan", "judy") {
+        let before = must_load(store, &b2, now).await;
+        let refused = store
+            .update(&b2, update(1, b"moved", b.expires_at, Some(&elsewhere)), now)
+            .await;
+        assert_wrong_shard(store, &b2, &elsewhere, refused, Some(&before), now).await;
+        assert_eq!(owned(store, "ivan", now).await, sorted(vec![a.key, b2]));
+    }
+
     // Owner change: moves from one owner's list to the other's.
+    let judy = ctx.owner_beside("ivan", "judy");
     assert_eq!(
         store
-            .update(&b2, update(1, b"", b.expires_at, Some("judy")), now)
+            .update(&b2, update(1, b"", b.expires_at, Some(&judy)), now)
             .await
             .ok(),
         Some(2)
     );
     assert_eq!(owned(store, "ivan", now).await, vec![a.key]);
-    assert_eq!(owned(store, "judy", now).await, vec![b2]);
+    assert_eq!(owned(store, &judy, now).await, vec![b2]);
 
     // Clearing the owner removes it from every list.
     assert_eq!(
         store.update(&b2, update(2, b"", b.expires_at, None), now).await.ok(),
         Some(3)
     );
-    assert_eq!(owned(store, "judy", now).await, Vec::<StoreKey>::new());
+    assert_eq!(owned(store, &judy, now).await, Vec::<StoreKey>::new());
 
     // Expiry: a drops out.
     assert_eq!(owned(store, "ivan", now + HOUR).await, Vec::<StoreKey>::new());
@@ -103,13 +116,11 @@ pub async fn delete_by_owner_ends_every_session_of_the_owner_and_counts_the_live
     let store = &*ctx.store;
     let mut keys = Vec::new();
     for ttl in [HOUR, 3 * HOUR, 3 * HOUR] {
-        let mut r = ctx.record(ttl);
-        r.owner = Some("ken".into());
+        let r = ctx.owned_record(ttl, "ken");
         must_create(store, &r, now).await;
         keys.push(r.key);
     }
-    let mut other = ctx.record(3 * HOUR);
-    other.owner = Some("kenneth".into());
+    let other = ctx.owned_record(3 * HOUR, "kenneth");
     must_create(store, &other, now).await;
 
     let at = now + 2 * HOUR;
@@ -161,8 +172,7 @@ pub async fn every_owner_the_contract_accepts_is_kept_apart<F: StoreFactory>(ctx
     ];
     let mut keys = Vec::new();
     for o in owners {
-        let mut r = ctx.record(HOUR);
-        r.owner = Some(o.to_owned());
+        let r = ctx.owned_record(HOUR, o);
         must_create(&*ctx.store, &r, now).await;
         keys.push(r.key);
     }
@@ -183,8 +193,7 @@ pub async fn a_damaged_record_never_hides_an_owners_other_sessions<F: StoreFacto
     let now = ctx.now();
     let mut keys = Vec::new();
     for _ in 0..3 {
-        let mut r = ctx.record(HOUR);
-        r.owner = Some("uma".into());
+        let r = ctx.owned_record(HOUR, "uma");
         must_create(&*ctx.store, &r, now).await;
         keys.push(r.key);
     }

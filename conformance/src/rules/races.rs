@@ -6,10 +6,12 @@
 //! ([`concurrent`](crate::rules::concurrent)) with exact, readable assertions.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use session_core::{Bytes, Config, Error, SessionManager, SessionStore, StoreKey, Timestamp, Update};
+use session_core::{Bytes, Config, Error, Record, SessionManager, SessionStore, StoreKey, Timestamp, Update};
 use tokio::sync::Barrier;
 
+use super::{must_load, owned};
 use crate::harness::{Ctx, HOUR, StoreFactory};
 
 /// How many times each race is run.
@@ -154,6 +156,11 @@ pub async fn two_updates_of_the_same_version_exactly_one_wins<F: StoreFactory>(c
 /// `rotate` racing an `update` of the old key: either the update lands
 /// first and the new session carries its data, or it fails with `NotFound`
 /// and the new session carries the old data. The old key is gone either way.
+///
+/// The new key is any key, so on a store that shards the rotate is mostly
+/// across shards; a two-step one (see
+/// [`StoreFactory::atomic_cross_shard_rotate`]) gets no allowance here: the
+/// update lands before the seal, or finds the old key sealed.
 pub async fn rotate_racing_update_lands_in_the_new_session_or_fails_with_not_found<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     for _ in 0..RACES {
         let old = create_live(&ctx).await;
@@ -301,5 +308,149 @@ pub async fn a_login_racing_an_increment_loses_neither_write<F: StoreFactory>(ct
         );
         assert_eq!(stored.data().get::<bool>("logged_in").expect("decode"), Some(true));
         assert_eq!(stored.owner(), Some("yara"));
+    }
+}
+
+/// Loads of the old and the new key racing one rotate, as readers see them.
+#[derive(Default)]
+struct Sightings {
+    /// Some load of the new key has returned it live.
+    new_live: AtomicBool,
+    /// Some load of the old key has returned it absent.
+    old_gone: AtomicBool,
+}
+
+/// What a reader of [`a_rotate_across_shards_never_shows_two_live_copies`]
+/// does: loads both keys, in its own order, until the rotate has returned
+/// and once more; returns the first thing it saw that the contract forbids.
+async fn read_both<S: SessionStore + ?Sized>(
+    store: &S,
+    (old, new): (&Record, &Record),
+    new_first: bool,
+    atomic: bool,
+    now: Timestamp,
+    seen: &Sightings,
+    rotated: &AtomicBool,
+) -> Result<(), String> {
+    loop {
+        // Read before the loads: whatever it says happened before them.
+        let last = rotated.load(Ordering::SeqCst);
+        for load_new in [new_first, !new_first] {
+            let key = if load_new { &new.key } else { &old.key };
+            // Read before the load is issued: a sighting it reports ended
+            // before this load began.
+            let (new_was_live, old_was_gone) = (
+                seen.new_live.load(Ordering::SeqCst),
+                seen.old_gone.load(Ordering::SeqCst),
+            );
+            let loaded = match store.load(key, now).await {
+                Ok(loaded) => loaded,
+                Err(e) => return Err(format!("a load racing the rotate failed: {e}")),
+            };
+            match (load_new, loaded) {
+                (false, Some(r)) if new_was_live => {
+                    return Err(format!(
+                        "two live copies: the old key was live ({r:?}) after a reader had seen the new key live"
+                    ));
+                }
+                (false, Some(r)) if r != *old => return Err(format!("the old key held {r:?}, not {old:?}")),
+                (false, Some(_)) => {}
+                (false, None) => seen.old_gone.store(true, Ordering::SeqCst),
+                (true, Some(r)) if r != *new => {
+                    return Err(format!("the new key held {r:?}, not the moved record {new:?}"));
+                }
+                (true, Some(_)) => seen.new_live.store(true, Ordering::SeqCst),
+                (true, None) if atomic && old_was_gone => {
+                    return Err(
+                        "neither key live: the new key was missing after a reader had seen the old key gone; \
+                         a store that rotates across shards in two steps declares it with \
+                         StoreFactory::atomic_cross_shard_rotate = false"
+                            .to_owned(),
+                    );
+                }
+                (true, None) => {}
+            }
+        }
+        if last {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A rotate that moves a session between shards (a login into an owner
+/// whose sessions are in another shard), racing loads of both keys, never
+/// shows two live copies: once a reader has seen the new key live, no load
+/// issued later finds the old key live. When it returns, exactly the new key
+/// is live, with the data, `created_at` and `expires_at` of the old record,
+/// version 1 and the new owner, and the old key holds a rotation mark.
+///
+/// With [`StoreFactory::atomic_cross_shard_rotate`] (the default) the rotate
+/// is also one step: once a reader has seen the old key gone, no load
+/// issued later finds the new key missing. A store that declares `false`
+/// may show neither key live between its two steps (seal the old key, then
+/// publish the new one), and only that. On a store that does not shard the
+/// two owners share the one shard there is, and the rule checks an ordinary
+/// atomic rotate.
+pub async fn a_rotate_across_shards_never_shows_two_live_copies<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    const READERS: usize = 2;
+    let atomic = ctx.factory.atomic_cross_shard_rotate();
+    let from = "ann";
+    let to = ctx.owner_apart(from, "ben").unwrap_or_else(|| "ben".to_owned());
+    for i in 0..RACES {
+        let now = ctx.now();
+        let old = Record {
+            data: Bytes::from(format!("moved {i}")),
+            ..ctx.owned_record(2 * HOUR, from)
+        };
+        if let Err(e) = ctx.store.create(old.clone(), now).await {
+            panic!("create of a fresh key failed: {e}");
+        }
+        let new = Record {
+            key: ctx.key_for(Some(&to)),
+            owner: Some(to.clone()),
+            ..old.clone()
+        };
+        let (seen, rotated) = (Arc::new(Sightings::default()), Arc::new(AtomicBool::new(false)));
+        let barrier = Arc::new(Barrier::new(READERS + 1));
+        let readers: Vec<_> = (0..READERS)
+            .map(|r| {
+                let (store, seen, rotated, barrier) = (
+                    Arc::clone(&ctx.store),
+                    Arc::clone(&seen),
+                    Arc::clone(&rotated),
+                    Arc::clone(&barrier),
+                );
+                let (old, new) = (old.clone(), new.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    read_both(&*store, (&old, &new), r % 2 == 1, atomic, now, &seen, &rotated).await
+                })
+            })
+            .collect();
+        barrier.wait().await;
+        let moved = ctx.store.rotate(&old.key, &new.key, Some(&to), now).await;
+        rotated.store(true, Ordering::SeqCst);
+        for reader in readers {
+            match reader.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("a rotate across shards (atomic_cross_shard_rotate = {atomic}): {e}"),
+                Err(e) => panic!("a reader panicked: {e}"),
+            }
+        }
+        match moved {
+            Ok(moved) => assert_eq!(moved, new, "rotate handed back another record than the moved one"),
+            Err(e) => panic!("rotate of a live session onto a fresh key failed: {e}"),
+        }
+        assert_eq!(must_load(&*ctx.store, &new.key, now).await, new);
+        assert_eq!(
+            ctx.store.load(&old.key, now).await.ok(),
+            Some(None),
+            "the old key is live"
+        );
+        assert_eq!(ctx.store.was_rotated(&old.key, now).await.ok(), Some(true));
+        assert_eq!(owned(&*ctx.store, from, now).await, Vec::<StoreKey>::new());
+        assert_eq!(owned(&*ctx.store, &to, now).await, vec![new.key]);
+        assert_eq!(ctx.store.delete(&new.key, now).await.ok(), Some(true));
     }
 }

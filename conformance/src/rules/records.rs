@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use session_core::{Bytes, Error, Overwrite, Record, SessionStore, StoreKey};
 
-use super::{must_create, must_load, owned};
+use super::{assert_wrong_shard, must_create, must_load, owned};
 use crate::fixtures::update;
 use crate::harness::{Ctx, HOUR, StoreFactory};
 
@@ -13,9 +13,8 @@ use crate::harness::{Ctx, HOUR, StoreFactory};
 /// field as written.
 pub async fn create_then_load_returns_the_record_at_version_1<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let mut r = ctx.record(HOUR);
+    let mut r = ctx.owned_record(HOUR, "alice");
     r.version = 7;
-    r.owner = Some("alice".into());
     r.data = Bytes::from((0..=255u8).collect::<Vec<u8>>());
     must_create(&*ctx.store, &r, now).await;
     let got = must_load(&*ctx.store, &r.key, now).await;
@@ -26,7 +25,11 @@ pub async fn create_then_load_returns_the_record_at_version_1<F: StoreFactory>(c
 /// writes data, expiry and owner; `created_at` never changes.
 pub async fn update_increments_the_version_by_exactly_one<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let r = ctx.record(HOUR);
+    // In the new owner's shard, where a sharding store lets it go.
+    let r = Record {
+        key: ctx.key_for(Some("bob")),
+        ..ctx.record(HOUR)
+    };
     must_create(&*ctx.store, &r, now).await;
     for expected in 1..=3u64 {
         let exp = now + 2 * HOUR + Duration::from_millis(expected);
@@ -48,7 +51,12 @@ pub async fn update_increments_the_version_by_exactly_one<F: StoreFactory>(ctx: 
 /// writes nothing.
 pub async fn update_with_a_stale_version_gives_conflict_with_the_current_version<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let r = ctx.record(HOUR);
+    // In the shard of the stale writers' owner, so that only the version
+    // stands in their way.
+    let r = Record {
+        key: ctx.key_for(Some("x")),
+        ..ctx.record(HOUR)
+    };
     must_create(&*ctx.store, &r, now).await;
     assert_eq!(
         ctx.store
@@ -82,9 +90,15 @@ pub async fn touch_does_not_change_the_version<F: StoreFactory>(ctx: Arc<Ctx<F>>
 
 /// `overwrite` writes data, expiry and owner whatever the stored version,
 /// and increments the version by exactly one; `created_at` never changes.
+/// On a store that shards, an overwrite giving the record an owner whose
+/// sessions are in another shard is refused with `WrongShard` and writes
+/// nothing.
 pub async fn overwrite_writes_whatever_the_version_and_increments_it<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let r = ctx.record(HOUR);
+    let r = Record {
+        key: ctx.key_for(Some("pat")),
+        ..ctx.record(HOUR)
+    };
     must_create(&*ctx.store, &r, now).await;
     assert_eq!(
         ctx.store
@@ -106,6 +120,17 @@ pub async fn overwrite_writes_whatever_the_version_and_increments_it<F: StoreFac
         (3, &b"blind"[..], r.created_at, exp)
     );
     assert_eq!(owned(&*ctx.store, "pat", now).await, vec![r.key]);
+    if let Some(elsewhere) = ctx.owner_apart("pat", "pat") {
+        let before = must_load(&*ctx.store, &r.key, now).await;
+        let misplaced = Overwrite {
+            data: Bytes::from_static(b"misplaced"),
+            expires_at: now + 5 * HOUR,
+            owner: Some(elsewhere.clone()),
+        };
+        let refused = ctx.store.overwrite(&r.key, misplaced, now).await;
+        assert_wrong_shard(&*ctx.store, &r.key, &elsewhere, refused, Some(&before), now).await;
+        assert_eq!(owned(&*ctx.store, "pat", now).await, vec![r.key]);
+    }
     // It may shorten the session, as update may.
     let shorter = Overwrite {
         data: Bytes::from_static(b"short"),
@@ -126,13 +151,18 @@ pub async fn overwrite_never_brings_a_session_back<F: StoreFactory>(ctx: Arc<Ctx
         expires_at: now + 9 * HOUR,
         owner: owner.map(str::to_owned),
     };
-    let (expired, deleted) = (ctx.record(HOUR), ctx.record(HOUR));
+    // Keys in the late writer's shard, so that only liveness stands in its way.
+    let in_quinns_shard = || Record {
+        key: ctx.key_for(Some("quinn")),
+        ..ctx.record(HOUR)
+    };
+    let (expired, deleted) = (in_quinns_shard(), in_quinns_shard());
     must_create(&*ctx.store, &expired, now).await;
     must_create(&*ctx.store, &deleted, now).await;
     assert_eq!(ctx.store.delete(&deleted.key, now).await.ok(), Some(true));
     let later = now + HOUR;
     for (what, key) in [
-        ("unknown", ctx.key()),
+        ("unknown", ctx.key_for(Some("quinn"))),
         ("expired", expired.key),
         ("deleted", deleted.key),
     ] {

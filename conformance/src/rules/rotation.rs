@@ -13,8 +13,7 @@ use crate::harness::{Ctx, HOUR, StoreFactory};
 /// of the old one with version 1, and frees the old key.
 pub async fn rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
-    let mut r = ctx.record(HOUR);
-    r.owner = Some("grace".into());
+    let r = ctx.owned_record(HOUR, "grace");
     must_create(&*ctx.store, &r, now).await;
     let exp = now + 2 * HOUR;
     assert_eq!(
@@ -25,7 +24,7 @@ pub async fn rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key
         Some(2)
     );
     let later = now + HOUR;
-    let new_key = ctx.key();
+    let new_key = ctx.key_for(Some("grace"));
     let moved = match ctx.store.rotate(&r.key, &new_key, None, later).await {
         Ok(moved) => moved,
         Err(e) => panic!("rotate of a live session failed: {e}"),
@@ -55,12 +54,12 @@ pub async fn rotate_moves_data_owner_created_at_and_expiry_and_frees_the_old_key
 pub async fn rotate_can_set_the_owner_in_the_same_step<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
     let anonymous = ctx.record(2 * HOUR);
-    let mut owned_by_rita = ctx.record(2 * HOUR);
-    owned_by_rita.owner = Some("rita".into());
+    let owned_by_rita = ctx.owned_record(2 * HOUR, "rita");
     must_create(&*ctx.store, &anonymous, now).await;
     must_create(&*ctx.store, &owned_by_rita, now).await;
 
-    let login = ctx.key();
+    // New keys go to the new owner's shard, as the manager mints them.
+    let login = ctx.key_for(Some("sam"));
     match ctx.store.rotate(&anonymous.key, &login, Some("sam"), now).await {
         Ok(r) => assert_eq!(
             r,
@@ -75,7 +74,7 @@ pub async fn rotate_can_set_the_owner_in_the_same_step<F: StoreFactory>(ctx: Arc
     assert_eq!(owned(&*ctx.store, "sam", now).await, vec![login]);
 
     // A user switch: from rita's list to sam's.
-    let switched = ctx.key();
+    let switched = ctx.key_for(Some("sam"));
     let r = ctx.store.rotate(&owned_by_rita.key, &switched, Some("sam"), now).await;
     assert_eq!(r.ok().and_then(|r| r.owner).as_deref(), Some("sam"));
     assert_eq!(owned(&*ctx.store, "rita", now).await, Vec::<StoreKey>::new());
@@ -129,14 +128,9 @@ pub async fn rotate_leaves_a_rotation_mark_for_a_minute_or_until_the_old_expiry<
 pub async fn a_rotation_mark_is_not_a_session<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
     let now = ctx.now();
     let store = &*ctx.store;
-    let mark_of = |owner: Option<&str>| {
-        let mut r = ctx.record(2 * HOUR);
-        r.owner = owner.map(str::to_owned);
-        r
-    };
-    let r = mark_of(Some("tess"));
+    let r = ctx.owned_record(2 * HOUR, "tess");
     must_create(store, &r, now).await;
-    let new_key = ctx.key();
+    let new_key = ctx.key_for(Some("tess"));
     assert!(store.rotate(&r.key, &new_key, None, now).await.is_ok());
     let old = r.key;
     assert_eq!(store.load(&old, now).await.ok(), Some(None));
@@ -163,7 +157,7 @@ pub async fn a_rotation_mark_is_not_a_session<F: StoreFactory>(ctx: Arc<Ctx<F>>)
     assert_eq!(store.was_rotated(&old, now).await.ok(), Some(false));
 
     // create over a mark replaces it.
-    let second = mark_of(None);
+    let second = ctx.record(2 * HOUR);
     must_create(store, &second, now).await;
     assert!(store.rotate(&second.key, &ctx.key(), None, now).await.is_ok());
     let mut again = ctx.record(HOUR);
@@ -173,8 +167,8 @@ pub async fn a_rotation_mark_is_not_a_session<F: StoreFactory>(ctx: Arc<Ctx<F>>)
     assert_eq!(must_load(store, &second.key, now).await, again);
 
     // rotate onto a mark replaces it.
-    let third = mark_of(None);
-    let source = mark_of(None);
+    let third = ctx.record(2 * HOUR);
+    let source = ctx.record(2 * HOUR);
     must_create(store, &third, now).await;
     must_create(store, &source, now).await;
     assert!(store.rotate(&third.key, &ctx.key(), None, now).await.is_ok());

@@ -5,6 +5,11 @@
 //! shrinks (proptest drops and simplifies steps) to a short, readable
 //! sequence such as `[Create { key: 0, ttl_hours: 1, owner: None }, Advance
 //! { seconds: 3600 }, Touch { key: 0, ttl_hours: 2 }]`.
+//!
+//! Any key may pass to any owner here (updates, overwrites and rotates
+//! setting an owner), so on a store that shards the two owners are drawn
+//! into one shard and the keys are minted into it: every write is then one
+//! a sharding store accepts, and every rotate stays within the shard.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -15,13 +20,15 @@ use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use session_core::{Bytes, Overwrite, Record, StoreKey, Timestamp, Update};
 
 use crate::checker::model::{Call, Model, Op, execute};
-use crate::harness::{Ctx, HOUR, StoreFactory, fresh_key};
+use crate::harness::{Ctx, HOUR, StoreFactory, key_for, owner_beside};
 
 /// Cases per backend, unless the environment variable
 /// `SESSIONS_PROPTEST_CASES` says otherwise.
 pub const DEFAULT_CASES: u32 = 256;
 
 const KEYS: usize = 4;
+/// The owners' names, or (for the second) the first of `bob-1`, `bob-2`...
+/// in the first one's shard on a store that shards.
 const OWNERS: [&str; 2] = ["alice", "bob"];
 const DATA: [&[u8]; 3] = [b"", b"\x01\x00", b"\x01\x01\x01a\x01\x07"];
 
@@ -139,8 +146,8 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Turns a step into a concrete call, given the model (for the current
 /// version) and the case's keys; `None` for a clock advance.
-fn call(step: &Step, model: &Model, keys: &[StoreKey; KEYS], now: Timestamp) -> Option<Call> {
-    let owner = |o: Option<usize>| o.map(|i| OWNERS[i].to_owned());
+fn call(step: &Step, model: &Model, keys: &[StoreKey; KEYS], owners: &[String; 2], now: Timestamp) -> Option<Call> {
+    let owner = |o: Option<usize>| o.map(|i| owners[i].clone());
     let at = |h: u8| now + u32::from(h) * HOUR;
     let op = match *step {
         Step::Create {
@@ -191,8 +198,8 @@ fn call(step: &Step, model: &Model, keys: &[StoreKey; KEYS], now: Timestamp) -> 
         Step::Rotate { from, to, owner: o } => Op::Rotate(keys[from], keys[to], owner(o)),
         Step::WasRotated { key } => Op::WasRotated(keys[key]),
         Step::Delete { key } => Op::Delete(keys[key]),
-        Step::ListByOwner { owner } => Op::ListByOwner(OWNERS[owner].to_owned()),
-        Step::DeleteByOwner { owner } => Op::DeleteByOwner(OWNERS[owner].to_owned()),
+        Step::ListByOwner { owner } => Op::ListByOwner(owners[owner].clone()),
+        Step::DeleteByOwner { owner } => Op::DeleteByOwner(owners[owner].clone()),
         Step::DeleteExpired { limit } => Op::DeleteExpired(limit),
         Step::Advance { .. } => return None,
     };
@@ -201,7 +208,8 @@ fn call(step: &Step, model: &Model, keys: &[StoreKey; KEYS], now: Timestamp) -> 
 
 async fn run_case<F: StoreFactory>(ctx: &Ctx<F>, steps: &[Step]) -> Result<(), TestCaseError> {
     let store = ctx.fresh_store().await;
-    let keys: [StoreKey; KEYS] = std::array::from_fn(|_| fresh_key());
+    let owners = [OWNERS[0].to_owned(), owner_beside(&store, OWNERS[0], OWNERS[1])];
+    let keys: [StoreKey; KEYS] = std::array::from_fn(|_| key_for(&store, Some(&owners[0])));
     let mut model = Model::new();
     let mut now = ctx.now();
     let mut log = String::new();
@@ -212,7 +220,7 @@ async fn run_case<F: StoreFactory>(ctx: &Ctx<F>, steps: &[Step]) -> Result<(), T
             let _ = writeln!(log, "  {i:>3}: {step:?}");
             continue;
         }
-        let Some(call) = call(step, &model, &keys, now) else {
+        let Some(call) = call(step, &model, &keys, &owners, now) else {
             continue;
         };
         let expected = model.apply(&call);
