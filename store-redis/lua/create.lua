@@ -19,14 +19,17 @@ if live(old, nh, nl) then
 end
 -- An expired record, a mark or a receipt is replaced whole by the SET.
 if old then stale_owner = old.o end
+local ix = (owner or stale_owner) and indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3])
 if stale_owner then
   -- Two indexes may change: check both before the first write.
-  local ix = indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3])
   ix.check(ix.key(stale_owner))
   if owner then ix.check(ix.key(owner)) end
-  ix.remove(stale_owner, hex)
 end
--- On a fresh key the index ZADD is the first write (pcall'd, see add).
-if owner then indexes(ARGV[1], ARGV[2], KEYS[2], KEYS[3]).add(owner, hex, score, ttl_at, false) end
+-- Additions before removals: a removal may empty (delete) an index key,
+-- and on a cluster a function that writes a key it deleted fails while the
+-- slot migrates. On a fresh key the index ZADD is the first write
+-- (pcall'd, see add).
+if owner then ix.add(owner, hex, score, ttl_at, false) end
+if stale_owner and stale_owner ~= owner then ix.remove(stale_owner, hex) end
 store(key, value, ttl_at)
 return 1

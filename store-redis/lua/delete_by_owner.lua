@@ -35,8 +35,11 @@ for _, hex in ipairs(entries) do
     redis.call('DEL', key)
     if live(r, nh, nl) then removed_live = removed_live + 1 end
   end
-  if sharded then ix.remove(owner, hex) end
 end
+-- The shard's index entries go in one call each, after every other write:
+-- emptied, an index key is deleted, and touching it again would fail on a
+-- cluster while the slot migrates.
+if sharded then ix.remove_all(owner, entries) end
 if not sharded then redis.call('DEL', KEYS[1]) end
 if removed_live > 0 then
   redis.call('SET', receipt_key, op .. removed_live, 'PX', 60000)

@@ -36,9 +36,10 @@ if ARGV[1] == '' then
   -- checked), declared as KEYS[3-4].
   local sx = shard_index(KEYS[3], KEYS[4], ARGV[2])
   if owner or taken_owner then sx.check() end
-  if taken_owner then sx.remove(taken_owner, new_hex) end
-  if r.o then sx.remove(r.o, old_hex) end
+  -- Additions before removals (see create.lua).
   if owner then sx.add(owner, new_hex, r.eh * 4294967296 + r.el) end
+  if taken_owner and taken_owner ~= owner then sx.remove(taken_owner, new_hex) end
+  if r.o then sx.remove(r.o, old_hex) end
   local moved = moved_record(r, op, owner, value)
   store_moved(old_key, new_key, moved, server_ttl, mark(r, ARGV[6], op))
   return moved

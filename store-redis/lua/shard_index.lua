@@ -8,6 +8,11 @@
 --             server has expired.
 -- The same interface as owner_index, so the operations' bodies are shared;
 -- `key(owner)` is the owner itself, since one shard holds all its owners.
+-- While a slot migrates, a function fails on any access to a key of it that
+-- the node does not hold, a key it deleted itself included (Redis checks each
+-- command a function sends): so every function adds index entries before it
+-- removes any, and touches no index key after a removal that may have
+-- emptied it. Its session keys are never deleted and then written again.
 local function shard_index(byowner, byexpiry, grace)
   local m = {}
   local function member(owner, hex) return owner .. '\0' .. hex end
@@ -54,6 +59,15 @@ local function shard_index(byowner, byexpiry, grace)
   function m.remove(owner, hex)
     local mem = member(owner, hex)
     if redis.pcall('ZREM', byowner, mem) == 1 then redis.pcall('ZREM', byexpiry, mem) end
+  end
+
+  -- Removes every entry of `hexes` under `owner`, in one call per set.
+  function m.remove_all(owner, hexes)
+    if #hexes == 0 then return end
+    local mems = {}
+    for i, hex in ipairs(hexes) do mems[i] = member(owner, hex) end
+    redis.pcall('ZREM', byowner, unpack(mems))
+    redis.pcall('ZREM', byexpiry, unpack(mems))
   end
 
   -- The hex keys indexed under `owner`, with expires_at >= `from` (decimal

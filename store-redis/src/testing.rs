@@ -229,6 +229,12 @@ impl StoreFactory for RedisClusterFactory {
     async fn dispose(&self, store: RedisStore) {
         delete_prefix_on_cluster(&self.nodes, store.prefix()).await;
     }
+
+    /// The one difference a cluster declares: a rotate into another shard
+    /// is seal, then publish (see the crate docs).
+    fn atomic_cross_shard_rotate(&self) -> bool {
+        false
+    }
 }
 
 async fn cluster_connection(nodes: &[String]) -> redis::cluster_async::ClusterConnection {

@@ -123,6 +123,13 @@ async fn workload(store: RedisStore, groups: Arc<Vec<Group>>, tasks: usize, stop
                     if failed.fetch_add(1, Ordering::Relaxed) < 3 {
                         eprintln!("cluster faults: a call failed: {outcome:?}");
                     }
+                    // A retry must be able to help: a permanent error here
+                    // (say, a function stopped half way by a migrating slot)
+                    // is a bug.
+                    assert!(
+                        !matches!(outcome, Outcome::Failed(conformance::ErrorKind::Unexpected(ref m)) if m.contains("(permanent)")),
+                        "a fault gave a permanent error: {outcome:?}"
+                    );
                     assert!(
                         !matches!(outcome, Outcome::Failed(conformance::ErrorKind::Unexpected(ref m)) if m.contains("corrupt")),
                         "corruption in a fault: {outcome:?}"
@@ -456,6 +463,84 @@ mod tally {
     }
 }
 
+/// The FCALLs a node has run so far (`INFO commandstats`).
+fn fcalls(cluster: &LocalCluster, node: &Node) -> u64 {
+    let stats = cluster.cli(node.port, &["INFO", "commandstats"]).expect("INFO");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_fcall:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The cluster client's own resends: a create whose reply is lost because
+/// its connection is killed right after the server ran it. The client
+/// reconnects and sends the same FCALL again (same operation id), which must
+/// report the create's success, not `AlreadyExists`. The kill is timed by
+/// stalling the node with a busy script, so that the FCALL and the `CLIENT
+/// KILL` are read in one turn of its event loop: the FCALL runs, and its
+/// connection is closed before the reply is written. Whether a given try
+/// lands that way is up to the node; the test counts the tries where the
+/// node ran the FCALL twice, and every try must succeed.
+async fn resends(cluster: &LocalCluster, store: &RedisStore) {
+    let now = Timestamp::now();
+    let (mut ran_twice, tries) = (0, 20);
+    for _ in 0..tries {
+        let key = mint_id(store, None).expect("id").store_key();
+        let slot = key_slot(store.session_key(&key).as_bytes());
+        let node = cluster.master_of_slot(slot).expect("slot map");
+        let before = fcalls(cluster, &node);
+        let port = node.port;
+        let stall = std::thread::spawn(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "EVAL"])
+                .arg("local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] > s + 200000")
+                .arg("0")
+                .output()
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let create = {
+            let store = store.clone();
+            tokio::spawn(async move { store.create(record(key, None, now, 7), now).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let kill = std::thread::spawn(move || {
+            std::process::Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "CLIENT",
+                    "KILL",
+                    "TYPE",
+                    "normal",
+                    "SKIPME",
+                    "yes",
+                ])
+                .output()
+        });
+        let outcome = create.await.expect("the create task");
+        let _ = stall.join();
+        let _ = kill.join();
+        match outcome {
+            Ok(()) => {}
+            // A resend that itself met the killed connection.
+            Err(Error::Backend(e)) if e.is_retryable() => {}
+            Err(e) => panic!("a create whose reply was lost and resent reported {e}"),
+        }
+        assert!(
+            store.load(&key, now).await.expect("load").is_some(),
+            "the create took effect"
+        );
+        if fcalls(cluster, &node) - before >= 2 {
+            ran_twice += 1;
+        }
+    }
+    eprintln!(
+        "cluster faults: resends: {tries} creates with the reply cut off; the node ran {ran_twice} of them twice, every one reported success"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_survives_failover_migration_resharding_and_a_killed_master() {
     let cluster = match blocking(|| LocalCluster::start(3, 1)) {
@@ -467,6 +552,7 @@ async fn the_store_survives_failover_migration_resharding_and_a_killed_master() 
         Err(e) => panic!("the fault tests need a local Redis Cluster: {e}"),
     };
     let store = connect(&cluster).await;
+    resends(&cluster, &store).await;
     lossless_failover(&cluster, &store).await;
     slot_migration(&cluster, &store).await;
     reshard(&cluster, &store).await;
