@@ -150,6 +150,17 @@ pub trait Contender: Send + Sync + 'static {
     /// client allows), for the store-size preload. Not timed.
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError>;
 
+    /// The shard `key` is in, for a contender that splits its records into
+    /// shards and moves a session in one atomic step only within one (a
+    /// Redis Cluster); `None` (the default) where any two keys will do. A
+    /// workload that rotates draws each new key into the old key's shard,
+    /// as `SessionManager` mints the new id of a rotate that keeps its owner
+    /// (`session_core::mint_id`).
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        let _ = key;
+        None
+    }
+
     /// Inserts a new session under `key`.
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError>;
 
