@@ -31,13 +31,21 @@ pub enum Backend {
     Sled,
     /// Redis over loopback.
     Redis,
+    /// A Redis Cluster over loopback (`REDIS_CLUSTER_NODES`).
+    RedisCluster,
     /// PostgreSQL over loopback.
     Postgres,
 }
 
 impl Backend {
     /// Every family, in the order of the report.
-    pub const ALL: [Backend; 4] = [Backend::Memory, Backend::Sled, Backend::Redis, Backend::Postgres];
+    pub const ALL: [Backend; 5] = [
+        Backend::Memory,
+        Backend::Sled,
+        Backend::Redis,
+        Backend::RedisCluster,
+        Backend::Postgres,
+    ];
 
     /// The lowercase name used in benchmark ids.
     pub fn name(self) -> &'static str {
@@ -45,6 +53,7 @@ impl Backend {
             Backend::Memory => "memory",
             Backend::Sled => "sled",
             Backend::Redis => "redis",
+            Backend::RedisCluster => "redis-cluster",
             Backend::Postgres => "postgres",
         }
     }
