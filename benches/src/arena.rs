@@ -10,6 +10,7 @@
 //! inverse of throughput, and the mean latency is *c* times it (Little's
 //! law).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ use session_core::StoreKey;
 use crate::keys::{KeyPool, Rng, key, payload};
 use crate::workload::{BASE_PAYLOAD, HOT_SESSIONS, Kind, MIX_LOAD, MIX_TOUCH, Workload};
 use crate::{BenchError, Contender, Op};
+
+/// How many keys [`Arena::keys_beside`] draws at most before it gives the
+/// old keys still waiting a key anywhere.
+const MAX_DRAWS: u64 = 1 << 24;
 
 /// One contender with its preloaded sessions.
 pub struct Arena {
@@ -104,6 +109,50 @@ impl Arena {
         (0..n).map(|i| key(stream, i)).collect()
     }
 
+    /// A fresh key for each of `olds`, in the same shard of the contender as
+    /// its old key (see [`Contender::shard_of_key`]): drawn from a new key
+    /// stream, each draw going to the first old key of its shard still
+    /// waiting, until none waits (`n` keys over `s` shards take about
+    /// `n + s·ln s` draws, not `n·s`). A contender without shards gets
+    /// [`Arena::fresh_keys`]; one whose shard of an old key is never drawn,
+    /// a key anywhere after 2^24 draws (its rotates may then fail, and
+    /// show as errors).
+    fn keys_beside(&self, olds: &[StoreKey]) -> Arc<[StoreKey]> {
+        let shards: Option<Vec<u32>> = olds.iter().map(|k| self.contender.shard_of_key(k)).collect();
+        let Some(shards) = shards else {
+            return self.fresh_keys(olds.len() as u64);
+        };
+        let mut waiting: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, shard) in shards.iter().enumerate().rev() {
+            waiting.entry(*shard).or_default().push(i);
+        }
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let mut out: Vec<Option<StoreKey>> = vec![None; olds.len()];
+        let mut left = olds.len();
+        let mut draw = 0u64;
+        while left > 0 && draw < MAX_DRAWS {
+            let candidate = key(stream, draw);
+            draw += 1;
+            if let Some(i) = self
+                .contender
+                .shard_of_key(&candidate)
+                .and_then(|s| waiting.get_mut(&s))
+                .and_then(Vec::pop)
+            {
+                out[i] = Some(candidate);
+                left -= 1;
+            }
+        }
+        out.into_iter()
+            .map(|k| {
+                k.unwrap_or_else(|| {
+                    draw += 1;
+                    key(stream, draw)
+                })
+            })
+            .collect()
+    }
+
     /// Performs `iters` operations of `workload` and returns how long they
     /// took, setup and cleanup excluded.
     pub async fn run(self: &Arc<Self>, workload: &Workload, iters: u64) -> Duration {
@@ -117,7 +166,7 @@ impl Arena {
                 if let Err(e) = self.contender.preload(&fresh, &data).await {
                     self.record_error(e);
                 }
-                let targets = (workload.kind == Kind::Single(Op::Rotate)).then(|| self.fresh_keys(iters));
+                let targets = (workload.kind == Kind::Single(Op::Rotate)).then(|| self.keys_beside(&fresh));
                 (Some(fresh), targets)
             }
             _ => (None, None),
@@ -219,5 +268,74 @@ impl Arena {
             .await?;
         self.pool.set_version(i, version);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{Backend, ContenderId, Role};
+
+    /// A contender that only knows its shards: the first byte of a key, mod 4.
+    struct FourShards(ContenderId);
+
+    #[async_trait]
+    impl Contender for FourShards {
+        fn id(&self) -> &ContenderId {
+            &self.0
+        }
+
+        fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+            Some(u32::from(key.as_bytes()[0] % 4))
+        }
+
+        async fn preload(&self, _: &[StoreKey], _: &Bytes) -> Result<(), BenchError> {
+            Ok(())
+        }
+
+        async fn create(&self, _: &StoreKey, _: &Bytes) -> Result<(), BenchError> {
+            Ok(())
+        }
+
+        async fn load(&self, _: &StoreKey) -> Result<bool, BenchError> {
+            Ok(true)
+        }
+
+        async fn update(&self, _: &StoreKey, expected_version: u64, _: &Bytes) -> Result<u64, BenchError> {
+            Ok(expected_version + 1)
+        }
+
+        async fn touch(&self, _: &StoreKey, _: &Bytes) -> Result<(), BenchError> {
+            Ok(())
+        }
+
+        async fn rotate(&self, _: &StoreKey, _: &StoreKey, _: &Bytes) -> Result<(), BenchError> {
+            Ok(())
+        }
+
+        async fn delete(&self, _: &StoreKey) -> Result<(), BenchError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotates_new_key_is_drawn_into_the_old_keys_shard() {
+        let contender = Arc::new(FourShards(ContenderId {
+            backend: Backend::Redis,
+            role: Role::Raw,
+        }));
+        let arena = Arena::preload(contender.clone(), 10).await.expect("nothing to fail");
+        let olds = arena.fresh_keys(1_000);
+        let news = arena.keys_beside(&olds);
+        assert_eq!(news.len(), olds.len());
+        for (old, new) in olds.iter().zip(news.iter()) {
+            assert_eq!(contender.shard_of_key(old), contender.shard_of_key(new));
+        }
+        let mut distinct: Vec<_> = olds.iter().chain(news.iter()).collect();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 2_000, "every key is new");
     }
 }

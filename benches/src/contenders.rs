@@ -31,13 +31,21 @@ pub enum Backend {
     Sled,
     /// Redis over loopback.
     Redis,
+    /// A Redis Cluster over loopback (`REDIS_CLUSTER_NODES`).
+    RedisCluster,
     /// PostgreSQL over loopback.
     Postgres,
 }
 
 impl Backend {
     /// Every family, in the order of the report.
-    pub const ALL: [Backend; 4] = [Backend::Memory, Backend::Sled, Backend::Redis, Backend::Postgres];
+    pub const ALL: [Backend; 5] = [
+        Backend::Memory,
+        Backend::Sled,
+        Backend::Redis,
+        Backend::RedisCluster,
+        Backend::Postgres,
+    ];
 
     /// The lowercase name used in benchmark ids.
     pub fn name(self) -> &'static str {
@@ -45,6 +53,7 @@ impl Backend {
             Backend::Memory => "memory",
             Backend::Sled => "sled",
             Backend::Redis => "redis",
+            Backend::RedisCluster => "redis-cluster",
             Backend::Postgres => "postgres",
         }
     }
@@ -149,6 +158,17 @@ pub trait Contender: Send + Sync + 'static {
     /// Writes many new sessions quickly (pipelines and batches where the
     /// client allows), for the store-size preload. Not timed.
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError>;
+
+    /// The shard `key` is in, for a contender that splits its records into
+    /// shards and moves a session in one atomic step only within one (a
+    /// Redis Cluster); `None` (the default) where any two keys will do. A
+    /// workload that rotates draws each new key into the old key's shard,
+    /// as `SessionManager` mints the new id of a rotate that keeps its owner
+    /// (`session_core::mint_id`).
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        let _ = key;
+        None
+    }
 
     /// Inserts a new session under `key`.
     async fn create(&self, key: &StoreKey, payload: &Bytes) -> Result<(), BenchError>;

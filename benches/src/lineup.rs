@@ -3,18 +3,20 @@
 //!
 //! **Every family is one entry of [`FAMILIES`]**, and every one of our
 //! backends is built in exactly one function below (`memory_store`,
-//! `sled_store`, `redis_store`, `postgres_store`): when a backend's builder
+//! `sled_store`, `redis_store`, `redis_cluster_store`, `postgres_store`): when a backend's builder
 //! changes, that function is the one place to follow it. Benchmarking a new
 //! backend takes a [`Backend`] variant, an entry here, its raw client in
 //! `contenders/` and its row in the README.
 //!
-//! With the peers comes one more contender per family, `compat`: our store
-//! (a second one, in its own namespace) through compat-tower-sessions'
-//! `TowerStore`, timed exactly as the tower-sessions peers are.
+//! With the peers comes one more contender per family that has peers,
+//! `compat`: our store (a second one, in its own namespace) through
+//! compat-tower-sessions' `TowerStore`, timed exactly as the tower-sessions
+//! peers are.
 //!
 //! A family with a [`Server`] joins when the server answers at its URL
-//! (`REDIS_URL` / `DATABASE_URL`, defaults: the local ports); otherwise it
-//! is skipped with a message. `SESSIONS_BENCH_BACKENDS=memory,sled` limits
+//! (`REDIS_URL` / `DATABASE_URL`, defaults: the local ports;
+//! `REDIS_CLUSTER_NODES`, no default); otherwise it is skipped with a
+//! message. `SESSIONS_BENCH_BACKENDS=memory,sled` limits
 //! the run to some families.
 
 use std::future::Future;
@@ -30,7 +32,7 @@ use crate::contenders::raw_redis::RawRedis;
 use crate::contenders::raw_sled::{RawSled, SLED_CACHE_BYTES, SLED_FLUSH_EVERY};
 use crate::contenders::{Made, made};
 use crate::namespace::{Namespace, unique_name};
-use crate::servers::{Server, redis_connection};
+use crate::servers::{Server, cluster_nodes, redis_connection};
 use crate::{Backend, BenchError, Contender};
 
 #[cfg(feature = "peers")]
@@ -63,10 +65,14 @@ pub struct Family {
     /// The peer stores of the family.
     #[cfg(feature = "peers")]
     pub peers: fn(&str) -> Making<'_, Vec<Made>>,
+    /// Whether ours also runs through the tower-sessions adapter: where
+    /// there are tower-sessions stores to hold it against.
+    #[cfg(feature = "peers")]
+    pub compat: bool,
 }
 
 /// Every family, in report order.
-pub const FAMILIES: [Family; 4] = [
+pub const FAMILIES: [Family; 5] = [
     Family {
         backend: Backend::Memory,
         server: None,
@@ -75,6 +81,8 @@ pub const FAMILIES: [Family; 4] = [
         raw: |_| Box::pin(async { made(Ok(RawMap::new())) }),
         #[cfg(feature = "peers")]
         peers: |_| Box::pin(async { peers::memory() }),
+        #[cfg(feature = "peers")]
+        compat: true,
     },
     Family {
         backend: Backend::Sled,
@@ -84,6 +92,8 @@ pub const FAMILIES: [Family; 4] = [
         raw: |_| Box::pin(async { made(RawSled::open()) }),
         #[cfg(feature = "peers")]
         peers: |_| Box::pin(async { peers::sled() }),
+        #[cfg(feature = "peers")]
+        compat: true,
     },
     Family {
         backend: Backend::Redis,
@@ -93,6 +103,20 @@ pub const FAMILIES: [Family; 4] = [
         raw: |url| Box::pin(async move { made(RawRedis::connect(url).await) }),
         #[cfg(feature = "peers")]
         peers: |url| Box::pin(peers::redis(url)),
+        #[cfg(feature = "peers")]
+        compat: true,
+    },
+    // Ours and the raw client only: the peers take one server's URL.
+    Family {
+        backend: Backend::RedisCluster,
+        server: Some(Server::RedisCluster),
+        preload_concurrency: 64,
+        ours: |nodes| Box::pin(redis_cluster_store(nodes)),
+        raw: |nodes| Box::pin(async move { made(RawRedis::connect_cluster(nodes).await) }),
+        #[cfg(feature = "peers")]
+        peers: |_| Box::pin(async { Vec::new() }),
+        #[cfg(feature = "peers")]
+        compat: false,
     },
     Family {
         backend: Backend::Postgres,
@@ -102,6 +126,8 @@ pub const FAMILIES: [Family; 4] = [
         raw: |url| Box::pin(async move { made(RawPostgres::connect(url).await) }),
         #[cfg(feature = "peers")]
         peers: |url| Box::pin(peers::postgres(url)),
+        #[cfg(feature = "peers")]
+        compat: true,
     },
 ];
 
@@ -154,6 +180,23 @@ async fn redis_store(url: &str) -> Result<OurStore, BenchError> {
         .map_err(|e| BenchError::new("connecting RedisStore", e))?;
     let namespace = Namespace::RedisPrefix {
         conn: redis_connection(url).await?,
+        prefix,
+    };
+    Ok((Arc::new(store), Some(namespace)))
+}
+
+/// `RedisStore` on the Redis Cluster behind `nodes` (comma-separated seed
+/// nodes), under a fresh key prefix.
+async fn redis_cluster_store(nodes: &str) -> Result<OurStore, BenchError> {
+    let prefix = format!("{}:", unique_name("redis_cluster"));
+    let store = store_redis::RedisStore::cluster_builder(cluster_nodes(nodes))
+        .prefix(&prefix)
+        .response_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| BenchError::new("connecting RedisStore to the cluster", e))?;
+    let namespace = Namespace::RedisClusterPrefix {
+        nodes: nodes.to_owned(),
         prefix,
     };
     Ok((Arc::new(store), Some(namespace)))
@@ -220,11 +263,15 @@ impl Lineup {
             }
             // A second store of ours, in its own namespace, so that it holds
             // the same number of sessions as every other contender.
-            let compat = match (family.ours)(&url).await {
-                Ok((store, namespace)) => peers::compat(family.backend, store, namespace, family.preload_concurrency),
-                Err(e) => Err(e),
-            };
-            self.add(compat);
+            if family.compat {
+                let compat = match (family.ours)(&url).await {
+                    Ok((store, namespace)) => {
+                        peers::compat(family.backend, store, namespace, family.preload_concurrency)
+                    }
+                    Err(e) => Err(e),
+                };
+                self.add(compat);
+            }
         }
     }
 

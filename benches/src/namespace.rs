@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::MultiplexedConnection;
 
 use crate::BenchError;
-use crate::servers::postgres_connection;
+use crate::servers::{postgres_connection, redis_cluster_masters};
 
 /// A name no other contender of this or another concurrent run uses:
 /// `bench_<kind>_<pid>_<n>`, usable as a key prefix, a table name and a directory.
@@ -28,6 +28,13 @@ pub enum Namespace {
     RedisPrefix {
         /// A connection to delete them with.
         conn: MultiplexedConnection,
+        /// The prefix.
+        prefix: String,
+    },
+    /// Every key starting with `prefix` on every master of a Redis Cluster.
+    RedisClusterPrefix {
+        /// The seed nodes, comma-separated (`REDIS_CLUSTER_NODES`).
+        nodes: String,
         /// The prefix.
         prefix: String,
     },
@@ -53,32 +60,12 @@ impl Namespace {
     /// Deletes everything in the namespace.
     pub async fn remove(&self) -> Result<(), BenchError> {
         match self {
-            Namespace::RedisPrefix { conn, prefix } => {
-                let mut conn = conn.clone();
-                let pattern = format!("{prefix}*");
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(10_000)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| BenchError::new("cleanup SCAN", e))?;
-                    if !keys.is_empty() {
-                        let _: () = redis::cmd("UNLINK")
-                            .arg(keys)
-                            .query_async(&mut conn)
-                            .await
-                            .map_err(|e| BenchError::new("cleanup UNLINK", e))?;
-                    }
-                    if next == 0 {
-                        return Ok(());
-                    }
-                    cursor = next;
+            Namespace::RedisPrefix { conn, prefix } => remove_prefix(&mut conn.clone(), prefix, true).await,
+            Namespace::RedisClusterPrefix { nodes, prefix } => {
+                for mut master in redis_cluster_masters(nodes).await? {
+                    remove_prefix(&mut master, prefix, false).await?;
                 }
+                Ok(())
             }
             Namespace::PostgresTable { url, table, schema } => {
                 let mut conn = postgres_connection(url).await?;
@@ -98,5 +85,47 @@ impl Namespace {
                 Err(e) => Err(BenchError::new("cleanup directory", e)),
             },
         }
+    }
+}
+
+/// Deletes every key starting with `prefix` on the server behind `conn`:
+/// each batch that `SCAN` returns in one `UNLINK` (`many_per_command`), or,
+/// on a cluster node, where one command may name keys of one slot only, in
+/// one `UNLINK` per key, pipelined.
+async fn remove_prefix(
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+    many_per_command: bool,
+) -> Result<(), BenchError> {
+    let pattern = format!("{prefix}*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await
+            .map_err(|e| BenchError::new("cleanup SCAN", e))?;
+        if !keys.is_empty() {
+            let mut pipe = redis::pipe();
+            if many_per_command {
+                pipe.cmd("UNLINK").arg(keys).ignore();
+            } else {
+                for key in keys {
+                    pipe.cmd("UNLINK").arg(key).ignore();
+                }
+            }
+            let _: () = pipe
+                .query_async(conn)
+                .await
+                .map_err(|e| BenchError::new("cleanup UNLINK", e))?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }

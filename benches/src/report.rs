@@ -1,10 +1,12 @@
 //! The comparison report: one Markdown table (operation × backend), the
 //! targets (see "Targets" in `benches/README.md`) checked against it, every
-//! raw number, and SVG plots. One file per part: [`mod@table`], [`targets`],
-//! [`plots`]; this module puts them together into `report.md`.
+//! raw number, SVG plots, and one server beside a Redis Cluster. One file
+//! per part: [`mod@table`], [`targets`], [`plots`], [`scale_out`]; this
+//! module puts them together into `report.md`.
 
 mod cells;
 pub mod plots;
+pub mod scale_out;
 pub mod server_cpu;
 pub mod table;
 pub mod targets;
@@ -36,6 +38,13 @@ pub fn publish(
             let compat = compat_table(measurements);
             if compat.lines().count() > 2 {
                 println!("Ours through the tower-sessions adapter (compat-tower-sessions):\n\n{compat}");
+            }
+            let scale_out = scale_out::table(measurements);
+            if scale_out.lines().count() > 2 {
+                println!(
+                    "One Redis server against the Redis Cluster, {} tasks:\n\n{scale_out}",
+                    scale_out::CONCURRENCY
+                );
             }
             println!("{}", targets_section(&check_targets(measurements)));
             println!("written: {}", out.join("report.md").display());
@@ -73,6 +82,16 @@ pub fn write(measurements: &[Measurement], out: &Path, preamble: &str) -> std::i
              tower-sessions store of the family and beside ours called directly.\n\n",
         );
         md.push_str(&compat);
+    }
+    let scale_out = scale_out::table(measurements);
+    if scale_out.lines().count() > 2 {
+        let _ = write!(
+            md,
+            "\n## One Redis server against a Redis Cluster\n\nThroughput at {} tasks of ours and of \
+             the raw client on the one server (`REDIS_URL`) and on the cluster \
+             (`REDIS_CLUSTER_NODES`), on the same workloads.\n\n{scale_out}",
+            scale_out::CONCURRENCY
+        );
     }
     md.push_str("\n## Targets\n\nWhat each target means: the Targets section of `benches/README.md`.\n\n");
     md.push_str(&targets_section(&checks));

@@ -9,15 +9,18 @@
 //!
 //! Options: see [`USAGE`] (`--help`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::Backend;
 use benches::arena::Arena;
+use benches::lineup::wanted;
 use benches::measurement::{Measurement, target_dir, to_json_lines};
 use benches::report;
-use benches::report::server_cpu::{self, CommandStats, ServerCost};
+use benches::report::server_cpu::{self, ServerCost, Servers};
 use benches::round::{Round, store_sizes};
+use benches::servers::{Server, redis_cluster_masters, redis_connection};
 use benches::workload::{Workload, full_matrix, quick_matrix};
 
 /// What `--help` prints.
@@ -31,7 +34,8 @@ Options:
   --only A,B     only workloads whose id contains one of these, e.g. --only load/,mix/
   --help         this text
 
-Environment: REDIS_URL, DATABASE_URL, SESSIONS_BENCH_BACKENDS=memory,sled, SESSIONS_BENCH_LARGE=1";
+Environment: REDIS_URL, REDIS_CLUSTER_NODES=redis://127.0.0.1:7000,..., DATABASE_URL,
+  SESSIONS_BENCH_BACKENDS=memory,sled,redis,redis-cluster,postgres, SESSIONS_BENCH_LARGE=1";
 
 /// Samples per cell; the median is reported.
 const SAMPLES: u32 = 5;
@@ -101,6 +105,24 @@ async fn measure(arena: &Arc<Arena>, workload: &Workload, window: Duration) -> f
     samples[samples.len() / 2]
 }
 
+/// The servers whose `INFO commandstats` the Redis families' cells are
+/// diffed around: the one server, and every master of the cluster. A family
+/// that is not measured or not reachable has none.
+async fn stats_servers() -> BTreeMap<Backend, Servers> {
+    let mut servers = BTreeMap::new();
+    if wanted(Backend::Redis)
+        && let Ok(conn) = redis_connection(&Server::Redis.url()).await
+    {
+        servers.insert(Backend::Redis, Servers(vec![conn]));
+    }
+    if wanted(Backend::RedisCluster)
+        && let Ok(masters) = redis_cluster_masters(&Server::RedisCluster.url()).await
+    {
+        servers.insert(Backend::RedisCluster, Servers(masters));
+    }
+    servers
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -121,13 +143,7 @@ async fn main() -> std::process::ExitCode {
     let mut measurements: Vec<Measurement> = Vec::new();
     let mut notes = Vec::new();
     let mut server_costs: Vec<ServerCost> = Vec::new();
-    // For the Redis family's server CPU column; absent when Redis is not
-    // measured or unreachable.
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let mut stats_conn = match redis::Client::open(redis_url.as_str()) {
-        Ok(client) => client.get_multiplexed_async_connection().await.ok(),
-        Err(_) => None,
-    };
+    let mut stats = stats_servers().await;
     for size in store_sizes(options.large) {
         let round = Round::start(size).await;
         let matrix = if options.full {
@@ -142,16 +158,14 @@ async fn main() -> std::process::ExitCode {
             .collect();
         for (i, (workload, arena)) in cells.iter().enumerate() {
             arena.prepare(workload).await;
-            let redis_conn = stats_conn
-                .as_mut()
-                .filter(|_| arena.contender().id().backend == Backend::Redis);
-            let before = match redis_conn {
-                Some(conn) => CommandStats::read(conn).await,
+            let servers = stats.get_mut(&arena.contender().id().backend);
+            let before = match servers {
+                Some(servers) => servers.read().await,
                 None => None,
             };
             let ns = measure(arena, workload, options.window).await;
-            if let (Some(before), Some(conn)) = (before, stats_conn.as_mut())
-                && let Some(after) = CommandStats::read(conn).await
+            if let (Some(before), Some(servers)) = (before, stats.get_mut(&arena.contender().id().backend))
+                && let Some(after) = servers.read().await
                 && let Some(usec_per_call) = before.per_call_since(&after)
             {
                 server_costs.push(ServerCost {
@@ -192,8 +206,14 @@ async fn main() -> std::process::ExitCode {
         preamble.push_str(&format!("\n- {note}"));
     }
     preamble.push('\n');
+    if let Some(Servers(masters)) = stats.get(&Backend::RedisCluster) {
+        preamble.push_str(&format!("\nRedis Cluster: {} masters.\n", masters.len()));
+    }
     if !server_costs.is_empty() {
-        preamble.push_str("\nRedis server CPU per call (`INFO commandstats`, diffed around each cell):\n\n");
+        preamble.push_str(
+            "\nRedis server CPU per call (`INFO commandstats`, diffed around each cell; \
+             a cluster's summed over its masters):\n\n",
+        );
         preamble.push_str(&server_cpu::table(&server_costs));
     }
     if let Err(e) = std::fs::create_dir_all(&out)

@@ -56,6 +56,10 @@ impl Contender for Ours {
         &self.id
     }
 
+    fn shard_of_key(&self, key: &StoreKey) -> Option<u32> {
+        self.store.shard_of_key(key)
+    }
+
     async fn preload(&self, keys: &[StoreKey], payload: &Bytes) -> Result<(), BenchError> {
         let (store, payload) = (Arc::clone(&self.store), payload.clone());
         let (now, expires_at) = (self.clock.now(), self.clock.expiry());

@@ -8,9 +8,16 @@
 //! as Δusec ÷ Δcalls over every command. `INFO` itself is left out. The
 //! server is shared: other clients' commands in the same window count too,
 //! which a busy neighbour would show as noise.
+//!
+//! A Redis Cluster's counters are the sum over its masters ([`Servers`]):
+//! each call runs on one master, so the sum is the cluster's CPU per call.
+//! Any command the cluster client sends of its own (a `CLUSTER SLOTS`
+//! after a topology change) counts in a cell without scripts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use redis::aio::MultiplexedConnection;
 
 use crate::ContenderId;
 use crate::workload::{Kind, Workload};
@@ -42,9 +49,18 @@ impl CommandStats {
     }
 
     /// Reads the server's counters now.
-    pub async fn read(conn: &mut redis::aio::MultiplexedConnection) -> Option<Self> {
+    pub async fn read(conn: &mut MultiplexedConnection) -> Option<Self> {
         let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.ok()?;
         Some(Self::parse(&info))
+    }
+
+    /// Adds `other`'s counters to these, command by command.
+    pub fn add(&mut self, other: &Self) {
+        for (name, (calls, usec)) in &other.0 {
+            let e = self.0.entry(name.clone()).or_default();
+            e.0 += calls;
+            e.1 += usec;
+        }
     }
 
     /// Server µs per call between `self` (before) and `after`; `None` if
@@ -65,6 +81,21 @@ impl CommandStats {
             }
         }
         (calls > 0).then(|| usec as f64 / calls as f64)
+    }
+}
+
+/// The servers behind one family: one Redis, or every master of a cluster.
+pub struct Servers(pub Vec<MultiplexedConnection>);
+
+impl Servers {
+    /// The sum of their counters now; `None` if any cannot be read (a sum
+    /// without it would be too small).
+    pub async fn read(&mut self) -> Option<CommandStats> {
+        let mut sum = CommandStats::default();
+        for conn in &mut self.0 {
+            sum.add(&CommandStats::read(conn).await?);
+        }
+        Some(sum)
     }
 }
 
@@ -128,5 +159,17 @@ mod tests {
         );
         assert_eq!(before.per_call_since(&scripted), Some(5.0));
         assert_eq!(before.per_call_since(&before), None);
+    }
+
+    #[test]
+    fn a_clusters_counters_are_the_sum_over_its_masters() {
+        let mut sum = CommandStats::parse("cmdstat_fcall:calls=10,usec=30\r\n");
+        sum.add(&CommandStats::parse(
+            "cmdstat_fcall:calls=5,usec=20\r\ncmdstat_get:calls=1,usec=1\r\n",
+        ));
+        assert_eq!(
+            sum,
+            CommandStats::parse("cmdstat_fcall:calls=15,usec=50\r\ncmdstat_get:calls=1,usec=1\r\n")
+        );
     }
 }

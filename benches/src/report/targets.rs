@@ -45,7 +45,7 @@ pub fn check_targets(measurements: &[Measurement]) -> Vec<TargetCheck> {
         }
         let Some(ours) = cell.ours else { continue };
         let what = format!("{workload} {}", backend.name());
-        let networked = matches!(backend, Backend::Redis | Backend::Postgres);
+        let networked = matches!(backend, Backend::Redis | Backend::RedisCluster | Backend::Postgres);
         if let (Kind::Single(_), Some(raw)) = (workload.kind, cell.raw) {
             if networked && workload.concurrency == 1 {
                 out.push(TargetCheck {
