@@ -39,7 +39,9 @@
 //! # }
 //! ```
 //!
-//! `examples/basic.rs` is a longer walk through every operation.
+//! `examples/basic.rs` is a longer walk through every operation;
+//! `examples/cluster.rs` a login and "log out everywhere" on a Redis Cluster
+//! through the manager.
 //!
 //! ## Guarantees
 //!

@@ -211,3 +211,43 @@ async fn every_write_sent_twice_with_one_op_id_reports_its_first_outcome() {
     }
     factory.dispose(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_seeds_are_clear_errors_before_any_operation() {
+    let refused = |r: Result<RedisStore, Error>| match r {
+        Err(Error::Config(e)) => e.to_string(),
+        other => panic!("expected a configuration error, got {other:?}"),
+    };
+    assert!(refused(RedisStore::cluster_builder(Vec::<String>::new()).connect().await).contains("nodes"));
+    assert!(refused(RedisStore::cluster_builder(["not a url"]).connect().await).contains("nodes"));
+    assert!(
+        refused(
+            RedisStore::cluster_builder(["redis://127.0.0.1:6379"])
+                .prefix("{x}")
+                .connect()
+                .await
+        )
+        .contains("prefix")
+    );
+    // Nothing listens on port 1: a retryable backend error, at once.
+    match RedisStore::cluster_builder(["redis://127.0.0.1:1"]).connect().await {
+        Err(Error::Backend(e)) => assert!(e.is_retryable(), "{e}"),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    // A server that is not a cluster member: a permanent error that says so.
+    let url = store_redis::testing::redis_url();
+    if redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .is_ok()
+    {
+        match RedisStore::cluster_builder([url]).connect().await {
+            Err(Error::Backend(e)) => {
+                assert!(!e.is_retryable(), "{e}");
+                assert!(e.to_string().contains("cluster support disabled"), "{e}");
+            }
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+}
