@@ -108,6 +108,7 @@ macro_rules! suite {
             owners::every_owner_the_contract_accepts_is_kept_apart,
             owners::a_damaged_record_never_hides_an_owners_other_sessions,
             shards::create_of_a_record_outside_its_owners_shard_gives_wrong_shard,
+            shards::rotate_onto_a_key_outside_the_resulting_owners_shard_gives_wrong_shard,
             sweep::delete_expired_removes_only_expired_records_and_respects_limit,
             sweep::delete_expired_never_removes_a_renewed_session,
             payloads::data_is_stored_as_opaque_bytes_of_any_size,

@@ -226,7 +226,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// resulting owner's does too. [`mint_id`] makes ids whose key is in a
     /// wanted shard, and [`SessionManager`](crate::SessionManager) uses it
     /// for every id it makes, so an application that goes through the
-    /// manager never sees the error. A `rotate` that moves a session
+    /// manager never sees the error. The placement is checked before
+    /// anything else, so `WrongShard` comes before `NotFound`, `Conflict` and
+    /// `AlreadyExists`; only a `rotate` without `set_owner`, which learns the
+    /// owner from the record it moves, gives `NotFound` first when the old key
+    /// is not live. A `rotate` that moves a session
     /// between two shards (a login into another owner's shard) may then be
     /// two steps instead of one; the store documents how.
     ///

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use session_core::{Record, SessionStore, StoreKey};
+use session_core::{Error, Record, SessionStore, StoreKey};
 
 use super::{assert_wrong_shard, must_create, must_load, owned};
 use crate::harness::{Ctx, HOUR, StoreFactory};
@@ -98,4 +98,66 @@ pub async fn create_of_a_record_outside_its_owners_shard_gives_wrong_shard<F: St
     must_create(store, &placed, now).await;
     assert_eq!(must_load(store, &placed.key, now).await, placed);
     assert_eq!(owned(store, owner, now).await, vec![placed.key]);
+}
+
+/// A `rotate` whose new key is outside the shard of the owner the session
+/// ends with (the old owner, or `set_owner`) is refused with `WrongShard`
+/// naming both shards, and the session is as it was: still live under the
+/// old key, same version and data, no rotation mark, the new key free. With
+/// a new key in the right shard the same rotate works.
+///
+/// On a store that does not shard, both rotates work.
+pub async fn rotate_onto_a_key_outside_the_resulting_owners_shard_gives_wrong_shard<F: StoreFactory>(ctx: Arc<Ctx<F>>) {
+    let now = ctx.now();
+    let store = &*ctx.store;
+    let (a, b) = ("xavier", ctx.owner_apart("xavier", "yusuf"));
+    let old = ctx.owned_record(HOUR, a);
+    must_create(store, &old, now).await;
+    let Some(b) = b else {
+        // Not sharded: a rotate may set any owner on any key.
+        let moved = store.rotate(&old.key, &ctx.key(), Some("yusuf"), now).await;
+        assert!(moved.is_ok(), "rotate on a store that does not shard failed: {moved:?}");
+        return;
+    };
+    let refused_as = |result: Result<Record, Error>, key: &StoreKey, owner: &str| match result {
+        Err(Error::WrongShard { key_shard, owner_shard }) => assert_eq!(
+            (Some(key_shard), Some(owner_shard)),
+            (store.shard_of_key(key), store.shard_of_owner(owner)),
+            "WrongShard names other shards than shard_of_key and shard_of_owner"
+        ),
+        other => panic!("a rotate onto a key outside {owner:?}'s shard must give WrongShard, got {other:?}"),
+    };
+    // Keeping the owner `a`, onto a key of `b`'s shard.
+    let in_b = ctx.key_for(Some(&b));
+    refused_as(store.rotate(&old.key, &in_b, None, now).await, &in_b, a);
+    // Switching to `b`, onto a key of `a`'s shard.
+    let in_a = ctx.key_for(Some(a));
+    refused_as(store.rotate(&old.key, &in_a, Some(&b), now).await, &in_a, &b);
+    for new in [in_a, in_b] {
+        assert_eq!(
+            store.load(&new, now).await.ok(),
+            Some(None),
+            "a refused rotate wrote the new key"
+        );
+    }
+    assert_eq!(
+        must_load(store, &old.key, now).await,
+        old,
+        "a refused rotate changed the session"
+    );
+    assert_eq!(store.was_rotated(&old.key, now).await.ok(), Some(false));
+    assert_eq!(owned(store, a, now).await, vec![old.key]);
+    // In the right shards, both work.
+    let kept = store
+        .rotate(&old.key, &in_a, None, now)
+        .await
+        .expect("a rotate within the owner's shard");
+    assert_eq!(kept.owner.as_deref(), Some(a));
+    let switched = store
+        .rotate(&in_a, &in_b, Some(&b), now)
+        .await
+        .expect("a rotate into the new owner's shard");
+    assert_eq!(switched.owner.as_deref(), Some(b.as_str()));
+    assert_eq!(owned(store, &b, now).await, vec![in_b]);
+    assert!(owned(store, a, now).await.is_empty());
 }
