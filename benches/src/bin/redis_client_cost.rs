@@ -4,7 +4,10 @@
 //! goes when the machine, not the network, is the limit. Then the server
 //! CPU per call (`INFO commandstats`) of two of the store's scripts sent as
 //! `EVALSHA` and as `FCALL` of the same code loaded as a function library,
-//! which is how `docs/decisions/0010-redis-one-string-record.md` chose.
+//! which is how `docs/decisions/0010-redis-one-string-record.md` chose, and
+//! the FCALLs again pipelined: one at a time, the server idles between calls
+//! and each pays for cold caches; pipelined, it runs them back to back, as a
+//! busy server does without this process competing for its CPU.
 //!
 //! ```sh
 //! cargo run -p benches --release --bin redis_client_cost
@@ -162,6 +165,12 @@ const WRITE_LUA: &str = include_str!("../../../store-redis/lua/write.lua");
 /// Calls per script and way of calling it.
 const SCRIPT_CALLS: usize = 20_000;
 
+/// Commands per pipeline when the calls are pipelined: the server then runs
+/// them back to back, hot, which is the cost of a call on a busy server
+/// without this process competing for its CPU. One at a time, the server
+/// idles between calls, and each call pays for cold caches.
+const PIPELINE: usize = 256;
+
 async fn commandstat(conn: &mut MultiplexedConnection, name: &str) -> (u64, u64) {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -219,9 +228,10 @@ async fn scripts(
             ("touch, moves the expiry", &touch_sha, "touch"),
             ("overwrite", &write_sha, "write"),
         ] {
-            for fcall in [false, true] {
+            for (fcall, pipelined) in [(false, false), (true, false), (true, true)] {
                 let cmd_name = if fcall { "fcall" } else { "evalsha" };
                 let before = commandstat(conn, cmd_name).await;
+                let mut pipe = redis::pipe();
                 for i in 0..SCRIPT_CALLS {
                     let k = keys[i % keys.len()];
                     let session = store.session_key(&k);
@@ -255,12 +265,25 @@ async fn scripts(
                         let op = value[25..41].to_vec();
                         cmd.arg("").arg(value).arg(expires.as_millis()).arg(op);
                     }
-                    let _: redis::Value = cmd.query_async(conn).await?;
+                    if pipelined {
+                        pipe.add_command(cmd);
+                        if pipe.len() == PIPELINE || i + 1 == SCRIPT_CALLS {
+                            let _: redis::Value = pipe.query_async(conn).await?;
+                            pipe = redis::pipe();
+                        }
+                    } else {
+                        let _: redis::Value = cmd.query_async(conn).await?;
+                    }
                 }
                 let after = commandstat(conn, cmd_name).await;
                 let (calls, usec) = (after.0 - before.0, after.1 - before.1);
+                let how = if pipelined {
+                    "pipelined (a busy server)"
+                } else {
+                    "one at a time"
+                };
                 println!(
-                    "{what:<26} {cmd_name:<8} {:>5.2} µs per call (server, {calls} calls)",
+                    "{what:<26} {cmd_name:<8} {:>5.2} µs per call (server, {calls} calls, {how})",
                     usec as f64 / calls.max(1) as f64
                 );
             }
