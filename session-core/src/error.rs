@@ -62,7 +62,7 @@ pub enum Error {
     /// Nothing was written. Make ids with [`mint_id`](crate::mint_id), as the
     /// manager does; a change of owner goes through `rotate`.
     #[error(
-        "the session key is not in the shard of owner's sessions (shard {key_shard}, owner's {owner_shard}); mint the id with session_core::mint_id"
+        "the session key is in shard {key_shard}, but its owner's sessions are in shard {owner_shard}; mint the id with session_core::mint_id"
     )]
     WrongShard {
         /// The key's shard.

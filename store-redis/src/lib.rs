@@ -281,6 +281,7 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Not the connection: its URL may hold a password.
         f.debug_struct("RedisStore")
+            .field("cluster", &self.keys.is_cluster())
             .field("prefix", &self.keys.prefix())
             .field("grace_ms", &self.grace_ms)
             .field("response_timeout", &self.timeouts.response)
