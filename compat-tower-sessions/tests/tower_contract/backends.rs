@@ -18,6 +18,10 @@ pub enum Backend {
     Memory,
     Sled,
     Redis,
+    /// The Redis store in cluster mode, on the cluster of
+    /// `store_redis::testing::cluster_nodes` (a local one this test process
+    /// starts, unless `REDIS_CLUSTER_NODES` names one).
+    RedisCluster,
     Postgres,
 }
 
@@ -26,8 +30,9 @@ pub struct Made {
     pub store: Arc<dyn SessionStore>,
     /// The sled directory, removed when dropped.
     dir: Option<tempfile::TempDir>,
-    /// The Redis URL and key prefix, whose keys are deleted on cleanup.
-    redis: Option<(String, String)>,
+    /// The Redis servers (one, or a cluster's masters) and the key prefix,
+    /// whose keys are deleted on cleanup.
+    redis: Option<(Vec<String>, String)>,
     /// The counting proxy a networked store talks to its server through.
     pub wire: Option<Wire>,
     /// The PostgreSQL store, whose table is dropped on cleanup.
@@ -71,6 +76,7 @@ impl Backend {
             Backend::Memory => "memory",
             Backend::Sled => "sled",
             Backend::Redis => "redis",
+            Backend::RedisCluster => "redis-cluster",
             Backend::Postgres => "postgres",
         }
     }
@@ -78,7 +84,7 @@ impl Backend {
     /// Whether the server removes expired records by itself, so a sweep has
     /// nothing to do.
     pub fn expires_by_itself(self) -> bool {
-        self == Backend::Redis
+        matches!(self, Backend::Redis | Backend::RedisCluster)
     }
 
     pub async fn make(self) -> Result<Made, Unavailable> {
@@ -120,8 +126,27 @@ impl Backend {
                 Ok(Made {
                     store: Arc::new(store),
                     dir: None,
-                    redis: Some((url, prefix)),
+                    redis: Some((vec![url], prefix)),
                     wire: Some(wire),
+                    postgres: None,
+                })
+            }
+            Backend::RedisCluster => {
+                let nodes =
+                    store_redis::testing::cluster_nodes().map_err(|e| Unavailable(format!("no Redis Cluster: {e}")))?;
+                let prefix = format!("test:compat:{}:", conformance::fresh_key().short());
+                let store = store_redis::RedisStore::cluster_builder(nodes.clone())
+                    .prefix(prefix.as_str())
+                    .connect()
+                    .await
+                    .map_err(|e| Unavailable(format!("Redis Cluster at {nodes:?}: {e}")))?;
+                Ok(Made {
+                    store: Arc::new(store),
+                    dir: None,
+                    redis: Some((cluster_masters(&nodes[0]).await, prefix)),
+                    // The cluster client talks to every master: no one proxy
+                    // can count its round trips.
+                    wire: None,
                     postgres: None,
                 })
             }
@@ -160,18 +185,20 @@ impl Made {
         let mut out = Vec::new();
         if let Some(dir) = &self.dir {
             read_files(dir.path(), &mut out);
-        } else if let Some((url, prefix)) = &self.redis {
-            let mut conn = redis_connection(url).await;
-            for key in redis_keys(&mut conn, prefix).await {
-                let kind: String = query(&mut conn, redis::cmd("TYPE").arg(&key)).await;
-                let value: Vec<Vec<u8>> = match kind.as_str() {
-                    "hash" => query(&mut conn, redis::cmd("HGETALL").arg(&key)).await,
-                    "zset" => query(&mut conn, redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1)).await,
-                    "string" => vec![query(&mut conn, redis::cmd("GET").arg(&key)).await],
-                    _ => vec![query(&mut conn, redis::cmd("DUMP").arg(&key)).await],
-                };
-                out.extend(key);
-                value.into_iter().for_each(|v| out.extend(v));
+        } else if let Some((urls, prefix)) = &self.redis {
+            for url in urls {
+                let mut conn = redis_connection(url).await;
+                for key in redis_keys(&mut conn, prefix).await {
+                    let kind: String = query(&mut conn, redis::cmd("TYPE").arg(&key)).await;
+                    let value: Vec<Vec<u8>> = match kind.as_str() {
+                        "hash" => query(&mut conn, redis::cmd("HGETALL").arg(&key)).await,
+                        "zset" => query(&mut conn, redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1)).await,
+                        "string" => vec![query(&mut conn, redis::cmd("GET").arg(&key)).await],
+                        _ => vec![query(&mut conn, redis::cmd("DUMP").arg(&key)).await],
+                    };
+                    out.extend(key);
+                    value.into_iter().for_each(|v| out.extend(v));
+                }
             }
         } else if let Some(store) = &self.postgres {
             let mut conn = sqlx::PgConnection::connect(&database_url())
@@ -197,11 +224,14 @@ impl Made {
             store.drop_table().await.expect("dropping the test's own table");
             store.close().await;
         }
-        if let Some((url, prefix)) = self.redis {
-            let mut conn = redis_connection(&url).await;
-            let keys = redis_keys(&mut conn, &prefix).await;
-            if !keys.is_empty() {
-                let () = query(&mut conn, redis::cmd("DEL").arg(keys)).await;
+        if let Some((urls, prefix)) = self.redis {
+            for url in urls {
+                let mut conn = redis_connection(&url).await;
+                // One key at a time: on a cluster a DEL of keys of several
+                // slots is refused, even on one node.
+                for key in redis_keys(&mut conn, &prefix).await {
+                    let () = query(&mut conn, redis::cmd("DEL").arg(key)).await;
+                }
             }
         }
     }
@@ -217,6 +247,20 @@ fn read_files(dir: &Path, out: &mut Vec<u8>) {
             out.extend(std::fs::read(&path).expect("the test's own file is readable"));
         }
     }
+}
+
+/// The masters of the cluster behind `seed` (`CLUSTER NODES`), as URLs.
+async fn cluster_masters(seed: &str) -> Vec<String> {
+    let mut conn = redis_connection(seed).await;
+    let nodes: String = query(&mut conn, redis::cmd("CLUSTER").arg("NODES")).await;
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let master = fields.get(2)?.contains("master") && !fields[2].contains("fail");
+            master.then(|| format!("redis://{}", fields[1].split('@').next().unwrap_or_default()))
+        })
+        .collect()
 }
 
 async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {

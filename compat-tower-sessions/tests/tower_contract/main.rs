@@ -1,5 +1,6 @@
 //! tower-sessions' store contract through `TowerStore`, on every backend of
-//! this workspace and for every tower-sessions version whose feature is on:
+//! this workspace (Redis also as a Redis Cluster) and for every
+//! tower-sessions version whose feature is on:
 //! `cargo test -p compat-tower-sessions --all-features`. Tests are named
 //! `<version>::<backend>::<rule>`.
 

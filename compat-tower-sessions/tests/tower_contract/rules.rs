@@ -365,6 +365,9 @@ macro_rules! for_every_backend {
         $crate::for_every_backend!(@tests memory, Memory, [$($rule),*]);
         $crate::for_every_backend!(@tests sled, Sled, [$($rule),*]);
         $crate::for_every_backend!(@tests redis, Redis, [$($rule,)* $($net),*]);
+        // Networked, but its round trips go to every master: counted by the
+        // store's own cluster round-trip test instead.
+        $crate::for_every_backend!(@tests redis_cluster, RedisCluster, [$($rule),*]);
         $crate::for_every_backend!(@tests postgres, Postgres, [$($rule,)* $($net),*]);
     };
     (@tests $module:ident, $backend:ident, [$($rule:ident),*]) => {
