@@ -7,20 +7,25 @@
 //! it seals, or that declares its two steps atomic, is caught by the
 //! cross-shard rotate rule.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use conformance::rules::races::a_rotate_across_shards_never_shows_two_live_copies;
 use conformance::{StoreFactory, Unavailable, fresh_key};
 use session_core::{Error, Overwrite, OwnedSession, Record, SessionStore, StoreKey, Timestamp, Update, async_trait};
 use store_memory::MemoryStore;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// How many shards the store splits its records into.
 const SHARDS: u32 = 16;
 
-/// How long a rotate across shards waits between its two steps: long
-/// enough that racing readers land in between, every time.
-const BETWEEN_STEPS: Duration = Duration::from_millis(1);
+/// How many loads a rotate across shards waits for between its two steps:
+/// both keys read by each of the race rule's two readers, so that they
+/// see the state between the steps every time, by count, not by timing.
+const LOADS_BETWEEN_STEPS: u64 = 4;
+
+/// How many times a rotate yields, waiting for those loads, before it goes
+/// on without them: in the rules that race no reader against it.
+const YIELDS_BETWEEN_STEPS: u32 = 10_000;
 
 /// The order of the two steps of a rotate across shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +40,18 @@ enum Steps {
 struct Sharded {
     /// One store per shard.
     shards: Vec<MemoryStore>,
-    /// One lock per shard, held by every operation that writes or lists in
-    /// it (both, in index order, by a rotate across shards, over its two
-    /// steps), as a Redis slot runs one script at a time: what a rotate
-    /// checks before it moves a record still holds when it moves it. Loads
-    /// and `was_rotated` take none: they are what the two steps expose.
-    locks: Vec<Mutex<()>>,
+    /// One lock per shard. A rotate across shards holds both of its shards'
+    /// exclusively over its two steps, as a Redis slot runs one script at a
+    /// time: what it checks before it moves a record still holds when it
+    /// moves it. Every other write or listing holds its shard's shared: the
+    /// `MemoryStore` beneath is atomic by itself, and serializing those
+    /// writes on a queue would only add contention a real shard does not
+    /// have. Loads and `was_rotated` take none: they are what the two steps
+    /// expose.
+    locks: Vec<RwLock<()>>,
     steps: Steps,
+    /// Loads so far, which a rotate across shards waits on between its steps.
+    loads: AtomicU64,
 }
 
 impl Sharded {
@@ -50,8 +60,9 @@ impl Sharded {
             shards: (0..SHARDS)
                 .map(|_| MemoryStore::builder().max_sessions(100_000).build())
                 .collect(),
-            locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
+            locks: (0..SHARDS).map(|_| RwLock::new(())).collect(),
             steps,
+            loads: AtomicU64::new(0),
         }
     }
 
@@ -71,8 +82,25 @@ impl Sharded {
         &self.shards[shard as usize]
     }
 
-    async fn lock(&self, shard: u32) -> MutexGuard<'_, ()> {
-        self.locks[shard as usize].lock().await
+    async fn lock(&self, shard: u32) -> RwLockReadGuard<'_, ()> {
+        self.locks[shard as usize].read().await
+    }
+
+    async fn lock_exclusive(&self, shard: u32) -> RwLockWriteGuard<'_, ()> {
+        self.locks[shard as usize].write().await
+    }
+
+    /// Between a rotate's two steps: until racing readers have loaded
+    /// [`LOADS_BETWEEN_STEPS`] times, or [`YIELDS_BETWEEN_STEPS`] yields
+    /// when none are racing.
+    async fn let_readers_in(&self) {
+        let start = self.loads.load(Ordering::SeqCst);
+        for _ in 0..YIELDS_BETWEEN_STEPS {
+            if self.loads.load(Ordering::SeqCst) - start >= LOADS_BETWEEN_STEPS {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// `WrongShard` unless a record of `owner` may be stored under `key`.
@@ -94,7 +122,10 @@ impl Sharded {
         set_owner: Option<&str>,
         now: Timestamp,
     ) -> Result<Record, Error> {
-        let (_first, _second) = (self.lock(from.min(to)).await, self.lock(from.max(to)).await);
+        let (_first, _second) = (
+            self.lock_exclusive(from.min(to)).await,
+            self.lock_exclusive(from.max(to)).await,
+        );
         let Some(old) = self.store(from).load(old_key, now).await? else {
             return Err(Error::NotFound);
         };
@@ -113,12 +144,12 @@ impl Sharded {
         match self.steps {
             Steps::SealThenPublish => {
                 self.seal(from, old_key, now).await?;
-                tokio::time::sleep(BETWEEN_STEPS).await;
+                self.let_readers_in().await;
                 publish.create(moved.clone(), now).await?;
             }
             Steps::PublishThenSeal => {
                 publish.create(moved.clone(), now).await?;
-                tokio::time::sleep(BETWEEN_STEPS).await;
+                self.let_readers_in().await;
                 self.seal(from, old_key, now).await?;
             }
         }
@@ -145,6 +176,7 @@ impl SessionStore for Sharded {
     }
 
     async fn load(&self, key: &StoreKey, now: Timestamp) -> Result<Option<Record>, Error> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.store(Self::key_shard(key)).load(key, now).await
     }
 
