@@ -80,18 +80,39 @@ impl Hasher for KeyHasher {
     }
 }
 
+type ExpiryIndex = BTreeSet<(Timestamp, StoreKey)>;
+
+/// Moves `entry`'s expiry to `expires_at`, and its entry in the expiry index
+/// it is in (`owned` if it has an owner, else `anonymous`) with it. Takes the
+/// indexes and the entry apart from the shard, so a write finds its record
+/// once.
+fn set_expiry(
+    anonymous: &mut ExpiryIndex,
+    owned: &mut ExpiryIndex,
+    key: &StoreKey,
+    entry: &mut Entry,
+    expires_at: Timestamp,
+) {
+    if entry.expires_at != expires_at {
+        let index = if entry.owner.is_some() { owned } else { anonymous };
+        index.remove(&(entry.expires_at, *key));
+        index.insert((expires_at, *key));
+        entry.expires_at = expires_at;
+    }
+}
+
 type KeyMap<V> = HashMap<StoreKey, V, BuildHasherDefault<KeyHasher>>;
 type KeySet = HashSet<StoreKey, BuildHasherDefault<KeyHasher>>;
 
 pub(crate) struct Shard {
     records: KeyMap<Entry>,
     // Two expiry indexes, so eviction can prefer anonymous sessions.
-    anonymous_by_expiry: BTreeSet<(Timestamp, StoreKey)>,
-    owned_by_expiry: BTreeSet<(Timestamp, StoreKey)>,
+    anonymous_by_expiry: ExpiryIndex,
+    owned_by_expiry: ExpiryIndex,
     by_owner: HashMap<Arc<str>, KeySet>,
     // Rotation marks: the instant each stops being in force.
     marks: KeyMap<Timestamp>,
-    marks_by_until: BTreeSet<(Timestamp, StoreKey)>,
+    marks_by_until: ExpiryIndex,
     capacity: usize,
 }
 
@@ -122,7 +143,7 @@ impl Shard {
         self.records.get(key).filter(|e| e.expires_at.is_live_at(now))
     }
 
-    fn expiry_index(&mut self, owned: bool) -> &mut BTreeSet<(Timestamp, StoreKey)> {
+    fn expiry_index(&mut self, owned: bool) -> &mut ExpiryIndex {
         if owned {
             &mut self.owned_by_expiry
         } else {
@@ -216,83 +237,83 @@ impl Shard {
         }
     }
 
-    fn set_expiry(&mut self, key: &StoreKey, expires_at: Timestamp) {
-        let Some(entry) = self.records.get_mut(key) else {
-            return;
-        };
-        if entry.expires_at == expires_at {
-            return;
-        }
-        let (old, owned) = (entry.expires_at, entry.owner.is_some());
-        entry.expires_at = expires_at;
-        let index = self.expiry_index(owned);
-        index.remove(&(old, *key));
-        index.insert((expires_at, *key));
-    }
-
     pub(crate) fn update(&mut self, key: &StoreKey, update: Update, now: Timestamp) -> Result<u64, Error> {
-        let entry = self.live(key, now).ok_or(Error::NotFound)?;
-        if entry.version != update.expected_version {
-            return Err(Error::Conflict { current: entry.version });
-        }
-        self.write(
-            key,
-            Overwrite {
-                data: update.data,
-                expires_at: update.expires_at,
-                owner: update.owner,
-            },
-            now,
-        )
+        let write = Overwrite {
+            data: update.data,
+            expires_at: update.expires_at,
+            owner: update.owner,
+        };
+        self.write(key, write, Some(update.expected_version), now)
     }
 
     pub(crate) fn overwrite(&mut self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
-        if self.live(key, now).is_none() {
-            return Err(Error::NotFound);
-        }
-        self.write(key, write, now)
+        self.write(key, write, None, now)
     }
 
-    /// Writes a live record's new contents and version (the checks are the
-    /// caller's).
-    fn write(&mut self, key: &StoreKey, write: Overwrite, now: Timestamp) -> Result<u64, Error> {
-        let entry = self.records.get(key).ok_or(Error::NotFound)?;
+    /// Writes a live record's new contents and version, if its version is
+    /// `expected_version` (when given). One lookup of the record on the
+    /// usual path (same owner): every request's write goes through here.
+    fn write(
+        &mut self,
+        key: &StoreKey,
+        write: Overwrite,
+        expected_version: Option<u64>,
+        now: Timestamp,
+    ) -> Result<u64, Error> {
+        let entry = self
+            .records
+            .get_mut(key)
+            .filter(|e| e.expires_at.is_live_at(now))
+            .ok_or(Error::NotFound)?;
+        if let Some(expected) = expected_version
+            && entry.version != expected
+        {
+            return Err(Error::Conflict { current: entry.version });
+        }
         let version = entry
             .version
             .checked_add(1)
             .ok_or_else(|| Error::Corrupt(format!("memory record {}: version at its maximum", key.short())))?;
-        if entry.owner.as_deref() != write.owner.as_deref() {
-            // Re-inserting keeps every index right; the record was just
-            // removed, so the shard is not full and nothing is evicted.
-            let old = self.remove(key).expect("the record was just found in this shard");
-            let entry = Entry {
-                version,
-                data: write.data,
-                created_at: old.created_at,
-                expires_at: write.expires_at,
-                owner: write.owner.map(Arc::from),
-            };
-            self.insert(*key, entry, now);
-        } else {
-            self.set_expiry(key, write.expires_at);
-            if let Some(entry) = self.records.get_mut(key) {
-                entry.version = version;
-                entry.data = write.data;
-            }
+        if entry.owner.as_deref() == write.owner.as_deref() {
+            set_expiry(
+                &mut self.anonymous_by_expiry,
+                &mut self.owned_by_expiry,
+                key,
+                entry,
+                write.expires_at,
+            );
+            entry.version = version;
+            entry.data = write.data;
+            return Ok(version);
         }
+        // Another owner: re-inserting keeps every index right; the record
+        // was just removed, so the shard is not full and nothing is evicted.
+        let old = self.remove(key).expect("the record was just found in this shard");
+        let entry = Entry {
+            version,
+            data: write.data,
+            created_at: old.created_at,
+            expires_at: write.expires_at,
+            owner: write.owner.map(Arc::from),
+        };
+        self.insert(*key, entry, now);
         Ok(version)
     }
 
     pub(crate) fn touch(&mut self, key: &StoreKey, expires_at: Timestamp, now: Timestamp) -> bool {
-        match self.live(key, now) {
-            Some(entry) => {
-                if expires_at > entry.expires_at {
-                    self.set_expiry(key, expires_at);
-                }
-                true
-            }
-            None => false,
+        let Some(entry) = self.records.get_mut(key).filter(|e| e.expires_at.is_live_at(now)) else {
+            return false;
+        };
+        if expires_at > entry.expires_at {
+            set_expiry(
+                &mut self.anonymous_by_expiry,
+                &mut self.owned_by_expiry,
+                key,
+                entry,
+                expires_at,
+            );
         }
+        true
     }
 
     /// Checks rotate's preconditions, removes the old record and leaves a
