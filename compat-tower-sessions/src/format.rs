@@ -37,9 +37,8 @@ pub(crate) type Data = HashMap<String, serde_json::Value>;
 
 /// Encodes a record's data and exact expiry.
 pub(crate) fn encode(data: &Data, expiry: OffsetDateTime) -> Result<Bytes, Error> {
-    // 32 bytes per entry is a guess that saves the first regrowths for the
-    // small maps sessions usually hold.
-    let mut out = Vec::with_capacity(HEADER_LEN + 4 + 32 * data.len());
+    // Sized exactly: one allocation, which `Bytes` then takes over as it is.
+    let mut out = Vec::with_capacity(HEADER_LEN + json_value::encoded_len_map(data));
     out.push(TOWER_FORMAT_V1);
     out.extend_from_slice(&expiry.unix_timestamp_nanos().to_le_bytes());
     out.extend_from_slice(&expiry.offset().whole_seconds().to_le_bytes());

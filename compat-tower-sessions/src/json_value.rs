@@ -66,6 +66,27 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Result<HashMap<String, Value>, Problem
     Ok(map)
 }
 
+/// The exact length [`encode_map`] writes for `map`, so the caller can
+/// allocate once: no regrowth, and a buffer whose capacity is its length
+/// becomes a `Bytes` without a second allocation.
+pub(crate) fn encoded_len_map(map: &HashMap<String, Value>) -> usize {
+    map.iter()
+        .fold(4, |len, (key, value)| len + 4 + key.len() + encoded_len(value))
+}
+
+// As `encode`, bounded by the value's own depth.
+fn encoded_len(value: &Value) -> usize {
+    1 + match value {
+        Value::Null | Value::Bool(_) => 0,
+        Value::Number(n) => number_len(n),
+        Value::String(s) => 4 + s.len(),
+        Value::Array(items) => items.iter().fold(4, |len, item| len + encoded_len(item)),
+        Value::Object(map) => map
+            .iter()
+            .fold(4, |len, (key, value)| len + 4 + key.len() + encoded_len(value)),
+    }
+}
+
 fn count(n: usize, out: &mut Vec<u8>) -> Result<(), Problem> {
     let n = u32::try_from(n).map_err(|_| format!("{n} entries, more than a record holds"))?;
     out.extend_from_slice(&n.to_le_bytes());
@@ -109,19 +130,34 @@ fn encode(value: &Value, out: &mut Vec<u8>) -> Result<(), Problem> {
     Ok(())
 }
 
+/// What `number` writes after the tag.
+fn number_len(n: &Number) -> usize {
+    match exact_binary(n) {
+        Some(_) => 8,
+        None => 4 + n.to_string().len(),
+    }
+}
+
+/// A number's tag and 8 bytes, when u64, i64 or f64 gives it back equal.
+fn exact_binary(n: &Number) -> Option<(u8, [u8; 8])> {
+    if let Some(u) = n.as_u64().filter(|&u| Number::from(u) == *n) {
+        Some((U64, u.to_le_bytes()))
+    } else if let Some(i) = n.as_i64().filter(|&i| Number::from(i) == *n) {
+        Some((I64, i.to_le_bytes()))
+    } else {
+        n.as_f64()
+            .filter(|&f| Number::from_f64(f).as_ref() == Some(n))
+            .map(|f| (F64, f.to_le_bytes()))
+    }
+}
+
 /// The exact form of a number: binary when one of u64, i64, f64 gives it
 /// back equal, its text otherwise (serde_json's `arbitrary_precision`
 /// numbers, which another crate of the build may switch on).
 fn number(n: &Number, out: &mut Vec<u8>) {
-    if let Some(u) = n.as_u64().filter(|&u| Number::from(u) == *n) {
-        out.push(U64);
-        out.extend_from_slice(&u.to_le_bytes());
-    } else if let Some(i) = n.as_i64().filter(|&i| Number::from(i) == *n) {
-        out.push(I64);
-        out.extend_from_slice(&i.to_le_bytes());
-    } else if let Some(f) = n.as_f64().filter(|&f| Number::from_f64(f).as_ref() == Some(n)) {
-        out.push(F64);
-        out.extend_from_slice(&f.to_le_bytes());
+    if let Some((tag, bytes)) = exact_binary(n) {
+        out.push(tag);
+        out.extend_from_slice(&bytes);
     } else {
         out.push(NUMBER_TEXT);
         let s = n.to_string();
@@ -221,6 +257,7 @@ mod tests {
         let map = HashMap::from([("k".to_owned(), value)]);
         let mut out = Vec::new();
         encode_map(&map, &mut out).expect("encodes");
+        assert_eq!(encoded_len_map(&map), out.len(), "the length computed ahead");
         assert_eq!(decode_map(&out).expect("decodes"), map);
     }
 
