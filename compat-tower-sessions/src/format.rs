@@ -77,8 +77,16 @@ fn corrupt(what: String) -> Error {
 /// deadline (at most a millisecond before it). Saturates at the ends of the
 /// millisecond range.
 pub(crate) fn expires_at(expiry: OffsetDateTime) -> Timestamp {
-    let ms = expiry.unix_timestamp_nanos().div_euclid(1_000_000);
-    Timestamp::from_millis(i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX }))
+    // Whole seconds (rounded down, also before the epoch) and the
+    // millisecond within the second: the same as the nanoseconds divided
+    // with rounding down, without 128-bit division on every request. `time`
+    // keeps years within ±999,999, so the product fits an i64 with room to
+    // spare; saturating is only a guard.
+    let ms = expiry
+        .unix_timestamp()
+        .saturating_mul(1_000)
+        .saturating_add(i64::from(expiry.millisecond()));
+    Timestamp::from_millis(ms)
 }
 
 #[cfg(test)]
@@ -114,6 +122,24 @@ mod tests {
         assert_eq!(expires_at(at(-1)), Timestamp::from_millis(-1));
         assert_eq!(expires_at(at(-1_000_000)), Timestamp::from_millis(-1));
         assert!(expires_at(OffsetDateTime::UNIX_EPOCH.replace_year(9999).expect("year")) > Timestamp::EPOCH);
+        // The same as dividing the nanoseconds with rounding down, at every
+        // kind of instant, before and after the epoch.
+        for ns in [
+            0,
+            1,
+            -1,
+            999_999,
+            -999_999,
+            1_000_000,
+            -1_000_001,
+            1_790_000_000_123_456_789,
+            -62_135_596_800_000_000_001,
+            time::PrimitiveDateTime::MAX.assume_utc().unix_timestamp_nanos(),
+            time::PrimitiveDateTime::MIN.assume_utc().unix_timestamp_nanos(),
+        ] {
+            let want = i64::try_from(ns.div_euclid(1_000_000)).expect("fits");
+            assert_eq!(expires_at(at(ns)), Timestamp::from_millis(want), "{ns} ns");
+        }
     }
 
     #[test]
