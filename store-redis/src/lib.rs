@@ -46,10 +46,12 @@
 //! ## Guarantees
 //!
 //! - **Atomic, linearizable, one round trip.** `load` is one `GET` and
-//!   `was_rotated` one `GETRANGE` of the header; every other operation is one
-//!   `FCALL` of a Lua function of this crate's library (loaded again only
-//!   when the server does not have it, for example after a restart without
-//!   persistence). Redis runs a command or function to completion before
+//!   `was_rotated` one `GETRANGE` of the header; a `create` without an owner
+//!   is one `SET NX` (and, only when the key holds an expired record, a
+//!   rotation mark or a deletion receipt, which a fresh id never meets, the
+//!   create function after it); every other operation is one `FCALL` of a
+//!   Lua function of this crate's library (loaded again only when the server
+//!   does not have it, for example after a restart without persistence). Redis runs a command or function to completion before
 //!   serving anything else, so each operation takes effect at one instant.
 //!   Functions validate everything they touch before their first write,
 //!   because Redis does not roll back a function that fails half way. [`delete_expired`](SessionStore::delete_expired) sends nothing
@@ -547,12 +549,40 @@ impl RedisStore {
         op: OpId,
     ) -> Result<(), Error> {
         let session = self.keys.session(key);
+        let ttl_at = self.ttl_at(expires_at);
+        // Without an owner there is no index to keep, and a fresh key (every
+        // new session's) needs no script: one SET NX, as cheap for the server
+        // as a plain SET. What it finds there decides the rest.
+        if owner.is_none() && ttl_at > 0 {
+            let mut set = redis::cmd("SET");
+            set.arg(&session)
+                .arg(&value)
+                .arg("NX")
+                .arg("GET")
+                .arg("PXAT")
+                .arg(ttl_at);
+            match self.query("create", &set).await? {
+                Value::Nil => return Ok(()),
+                Value::BulkString(old) => match record::header(&old, true) {
+                    // A live session: this create's own (sent again after a
+                    // lost reply) or another's. Nothing was written.
+                    Ok(h) if h.kind == record::SESSION && now < h.expires_at => {
+                        return if h.op == op { Ok(()) } else { Err(Error::AlreadyExists) };
+                    }
+                    // An expired record, a mark, a receipt, or bytes this
+                    // crate did not write: the function replaces the first
+                    // three and refuses the last, as for an owned create.
+                    _ => {}
+                },
+                other => return Err(error::impossible("a string or nil", &other)),
+            }
+        }
         let mut cmd = self.session_script(&LIBRARY.create, key, &session);
         self.common_args(&mut cmd);
         cmd.arg(self.keys.hex_of(&session))
             .arg(&millis(now))
             .arg(value)
-            .arg(self.ttl_at(expires_at))
+            .arg(ttl_at)
             .arg(&op);
         if let Some(owner) = owner {
             cmd.arg(owner).arg(expires_at.as_millis());

@@ -77,8 +77,12 @@ async fn every_operation_is_one_command_but_the_three_the_docs_name() {
     let key = mint(Some(ada));
     let same_shard = mint(Some(ada));
     let other_shard = mint(Some(&bob));
-    // Load the library first: the first FCALL of a fresh cluster also loads it.
-    store.create(record(mint(None), None, now), now).await.expect("warm up");
+    // Load the library first: the first FCALL of a fresh cluster also loads
+    // it. (A create without owner is a plain SET, which loads nothing.)
+    store
+        .create(record(mint(Some("warm")), Some("warm"), now), now)
+        .await
+        .expect("warm up");
 
     let expect = |what: &str, fcalls: u64, reads: Option<(&str, u64)>, before: BTreeMap<String, u64>| {
         let after = calls(&cluster);
@@ -92,6 +96,9 @@ async fn every_operation_is_one_command_but_the_three_the_docs_name() {
     let b = calls(&cluster);
     store.create(record(key, Some(ada), now), now).await.expect("create");
     expect("create", 1, None, b);
+    let b = calls(&cluster);
+    store.create(record(mint(None), None, now), now).await.expect("create");
+    expect("create without owner", 0, Some(("set", 1)), b);
     let b = calls(&cluster);
     store.load(&key, now).await.expect("load").expect("live");
     expect("load", 0, Some(("get", 1)), b);

@@ -48,8 +48,12 @@ async fn every_write_sent_twice_with_one_op_id_reports_its_first_outcome() {
     };
     let mut conn = support::raw_connection(&support::redis_url()).await;
     let now = Timestamp::now();
-    let (a, b) = (conformance::fresh_key(), conformance::fresh_key());
-    let keys = [a, b];
+    let (a, b, c) = (
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+        conformance::fresh_key(),
+    );
+    let keys = [a, b, c];
     let owners = ["ivy", "jon"];
     let snapshot = async |conn: &mut MultiplexedConnection| state(conn, &store, &keys, &owners).await;
 
@@ -67,6 +71,28 @@ async fn every_write_sent_twice_with_one_op_id_reports_its_first_outcome() {
             .await
             .is_err()
     );
+
+    // A create without owner (a plain SET NX): the same.
+    let first = store
+        .create_with_op_id(fixtures::record(c, now, HOUR), now, [7; 16])
+        .await;
+    let after = snapshot(&mut conn).await;
+    let again = store
+        .create_with_op_id(fixtures::record(c, now, HOUR), now, [7; 16])
+        .await;
+    assert_eq!(format!("{first:?}"), format!("{again:?}"));
+    assert!(first.is_ok(), "{first:?}");
+    assert_eq!(
+        snapshot(&mut conn).await,
+        after,
+        "a resent create without owner changed something"
+    );
+    assert!(matches!(
+        store
+            .create_with_op_id(fixtures::record(c, now, HOUR), now, [8; 16])
+            .await,
+        Err(session_core::Error::AlreadyExists)
+    ));
 
     // update: the same new version twice, not Conflict.
     let u = fixtures::update(1, b"\x01two", now + HOUR * 2, Some("jon"));
@@ -138,7 +164,7 @@ async fn every_write_sent_twice_with_one_op_id_reports_its_first_outcome() {
     assert!(!store.delete_with_op_id(&b, now, [6; 16]).await.expect("another delete"));
 
     // delete_by_owner: the same count twice, not 0.
-    for key in keys {
+    for key in [a, b] {
         store.create(owned(key, now, "ivy"), now).await.expect("create");
     }
     let first = store

@@ -1,6 +1,9 @@
 //! Every operation costs one round trip: for each operation the server
 //! executes exactly one command sent by a client (FCALL, or GET for
-//! `load` and GETRANGE for `was_rotated`), and nothing else.
+//! `load`, GETRANGE for `was_rotated` and SET for a `create` without an
+//! owner), and nothing else. The one exception, checked here too: a create
+//! without owner over an expired record, a mark or a receipt is that SET,
+//! then the create function.
 //!
 //! Two witnesses, both from the server: `INFO commandstats` (its FCALL
 //! counter grows by one) and `MONITOR`, which lists every command a client
@@ -187,12 +190,17 @@ async fn every_operation_is_exactly_one_fcall() {
         .await;
     check("create", d);
 
+    // Without an owner and on a fresh key: one SET NX, no script.
     let d = witness
         .commands_of(async {
             store.create(record(b, now, None), now).await.expect("create");
         })
         .await;
-    check("create without owner", d);
+    assert_eq!(
+        d,
+        BTreeMap::from([("set".to_owned(), 1)]),
+        "a create without owner must be one SET and nothing else"
+    );
 
     // `load` is a plain GET: one command, atomic by itself, no script.
     let d = witness
@@ -287,17 +295,34 @@ async fn every_operation_is_exactly_one_fcall() {
         .await;
     check("delete_by_owner", d);
 
-    // Errors cost one round trip too. (`c` holds a rotation mark, which
-    // the first create replaces.)
+    // `c` holds a rotation mark: the SET NX finds it, and the function
+    // replaces it. The one path of a create without owner that takes two
+    // round trips; a fresh id never takes it.
     let d = witness
         .commands_of(async {
             assert!(store.create(record(c, now, None), now).await.is_ok());
         })
         .await;
-    check("create", d);
+    assert_eq!(
+        d,
+        BTreeMap::from([("set".to_owned(), 1), ("fcall".to_owned(), 1)]),
+        "a create over a rotation mark is SET NX, then the function"
+    );
+    // Errors cost one round trip too.
     let d = witness
         .commands_of(async {
             let err = store.create(record(c, now, None), now).await;
+            assert!(matches!(err, Err(session_core::Error::AlreadyExists)), "{err:?}");
+        })
+        .await;
+    assert_eq!(
+        d,
+        BTreeMap::from([("set".to_owned(), 1)]),
+        "a create without owner of a taken key must be one SET"
+    );
+    let d = witness
+        .commands_of(async {
+            let err = store.create(record(c, now, Some("alice")), now).await;
             assert!(matches!(err, Err(session_core::Error::AlreadyExists)), "{err:?}");
         })
         .await;
