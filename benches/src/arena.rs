@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use session_core::StoreKey;
 
 use crate::keys::{KeyPool, Rng, key, payload};
+use crate::report::server_cpu::ServerWatch;
 use crate::workload::{BASE_PAYLOAD, HOT_SESSIONS, Kind, MIX_LOAD, MIX_TOUCH, Workload};
 use crate::{BenchError, Contender, Op};
 
@@ -156,6 +157,17 @@ impl Arena {
     /// Performs `iters` operations of `workload` and returns how long they
     /// took, setup and cleanup excluded.
     pub async fn run(self: &Arc<Self>, workload: &Workload, iters: u64) -> Duration {
+        self.run_watched(workload, iters, None).await
+    }
+
+    /// [`run`](Self::run), with `watch` (if any) open over the timed loop
+    /// alone: the servers' work on setup and cleanup is not counted.
+    pub async fn run_watched(
+        self: &Arc<Self>,
+        workload: &Workload,
+        iters: u64,
+        mut watch: Option<&mut ServerWatch<'_>>,
+    ) -> Duration {
         let data = payload(workload.payload);
         // Fresh sessions: created by the timed loop (create), or created
         // before it (delete, rotate) by the untimed preload.
@@ -172,6 +184,9 @@ impl Arena {
             _ => (None, None),
         };
         let c = workload.concurrency.max(1) as u64;
+        if let Some(watch) = watch.as_deref_mut() {
+            watch.open().await;
+        }
         let elapsed = if c == 1 {
             let start = Instant::now();
             self.chunk(workload.kind, 0, iters, fresh.as_deref(), targets.as_deref(), &data, 0)
@@ -199,6 +214,9 @@ impl Arena {
             }
             start.elapsed()
         };
+        if let Some(watch) = watch {
+            watch.close().await;
+        }
         // Keep the store at its size: remove what this run added.
         let added = match workload.kind {
             Kind::Single(Op::Create) => fresh,

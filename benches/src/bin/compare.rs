@@ -18,7 +18,7 @@ use benches::arena::Arena;
 use benches::lineup::wanted;
 use benches::measurement::{Measurement, target_dir, to_json_lines};
 use benches::report;
-use benches::report::server_cpu::{self, ServerCost, Servers};
+use benches::report::server_cpu::{self, ServerCost, ServerWatch, Servers};
 use benches::round::{Round, store_sizes};
 use benches::servers::{Server, redis_cluster_masters, redis_connection};
 use benches::workload::{Workload, full_matrix, quick_matrix};
@@ -82,11 +82,16 @@ fn options() -> Result<Options, String> {
 
 /// Median time per operation of `arena` on `workload`: a warm-up that also
 /// sizes the batches, then [`SAMPLES`] batches filling the window.
-async fn measure(arena: &Arc<Arena>, workload: &Workload, window: Duration) -> f64 {
+async fn measure(
+    arena: &Arc<Arena>,
+    workload: &Workload,
+    window: Duration,
+    mut watch: Option<&mut ServerWatch<'_>>,
+) -> f64 {
     let mut iters = 1u64;
     let warm_until = Instant::now() + window / 4;
     let mut per_op = loop {
-        let t = arena.run(workload, iters).await;
+        let t = arena.run_watched(workload, iters, watch.as_deref_mut()).await;
         let per_op = t.as_secs_f64() / iters as f64;
         if Instant::now() >= warm_until || iters >= 1 << 24 {
             break per_op;
@@ -97,7 +102,7 @@ async fn measure(arena: &Arc<Arena>, workload: &Workload, window: Duration) -> f
     for _ in 0..SAMPLES {
         let n = ((window.as_secs_f64() / f64::from(SAMPLES)) / per_op.max(1e-9)).clamp(1.0, 1e8) as u64;
         let n = n.max(workload.concurrency as u64);
-        let t = arena.run(workload, n).await;
+        let t = arena.run_watched(workload, n, watch.as_deref_mut()).await;
         per_op = t.as_secs_f64() / n as f64;
         samples.push(per_op * 1e9);
     }
@@ -158,16 +163,9 @@ async fn main() -> std::process::ExitCode {
             .collect();
         for (i, (workload, arena)) in cells.iter().enumerate() {
             arena.prepare(workload).await;
-            let servers = stats.get_mut(&arena.contender().id().backend);
-            let before = match servers {
-                Some(servers) => servers.read().await,
-                None => None,
-            };
-            let ns = measure(arena, workload, options.window).await;
-            if let (Some(before), Some(servers)) = (before, stats.get_mut(&arena.contender().id().backend))
-                && let Some(after) = servers.read().await
-                && let Some(usec_per_call) = before.per_call_since(&after)
-            {
+            let mut watch = stats.get_mut(&arena.contender().id().backend).map(ServerWatch::new);
+            let ns = measure(arena, workload, options.window, watch.as_mut()).await;
+            if let Some(usec_per_call) = watch.and_then(|w| w.per_call()) {
                 server_costs.push(ServerCost {
                     workload: *workload,
                     contender: arena.contender().id().clone(),

@@ -63,24 +63,82 @@ impl CommandStats {
         }
     }
 
-    /// Server µs per call between `self` (before) and `after`; `None` if
-    /// nothing was called.
-    pub fn per_call_since(&self, after: &Self) -> Option<f64> {
-        let delta = |name: &str| {
+    /// What the counters grew by from `self` (before) to `after`, command
+    /// by command.
+    pub fn since(&self, after: &Self) -> Self {
+        let mut grown = BTreeMap::new();
+        for (name, &(c1, u1)) in &after.0 {
             let (c0, u0) = self.0.get(name).copied().unwrap_or_default();
-            let (c1, u1) = after.0.get(name).copied().unwrap_or_default();
-            (c1.saturating_sub(c0), u1.saturating_sub(u0))
-        };
-        let scripts = ["evalsha", "eval", "fcall"].map(delta);
+            grown.insert(name.clone(), (c1.saturating_sub(c0), u1.saturating_sub(u0)));
+        }
+        Self(grown)
+    }
+
+    /// Server µs per call of these counters (a growth, see
+    /// [`since`](Self::since)); `None` if nothing was called.
+    pub fn per_call(&self) -> Option<f64> {
+        let of = |name: &str| self.0.get(name).copied().unwrap_or_default();
+        let scripts = ["evalsha", "eval", "fcall"].map(of);
         let (mut calls, mut usec) = scripts.iter().fold((0, 0), |(c, u), (dc, du)| (c + dc, u + du));
         if calls == 0 {
-            for name in after.0.keys().filter(|n| n.as_str() != "info") {
-                let (dc, du) = delta(name);
+            for (_, (dc, du)) in self.0.iter().filter(|(n, _)| n.as_str() != "info") {
                 calls += dc;
                 usec += du;
             }
         }
         (calls > 0).then(|| usec as f64 / calls as f64)
+    }
+
+    /// Server µs per call between `self` (before) and `after`; `None` if
+    /// nothing was called.
+    pub fn per_call_since(&self, after: &Self) -> Option<f64> {
+        self.since(after).per_call()
+    }
+}
+
+/// The servers' work inside timed loops only: [`Arena::run_watched`]
+/// opens the watch right before a run's timed loop and closes it right
+/// after, so what a run does around it (the preload of the sessions a
+/// `delete` or `rotate` cell consumes, the removal of what a `create` cell
+/// added) is not counted as the cell's cost.
+///
+/// [`Arena::run_watched`]: crate::arena::Arena::run_watched
+pub struct ServerWatch<'a> {
+    servers: &'a mut Servers,
+    open: Option<CommandStats>,
+    total: CommandStats,
+    complete: bool,
+}
+
+impl<'a> ServerWatch<'a> {
+    /// A watch on `servers`, counting nothing yet.
+    pub fn new(servers: &'a mut Servers) -> Self {
+        Self {
+            servers,
+            open: None,
+            total: CommandStats::default(),
+            complete: true,
+        }
+    }
+
+    /// Starts counting.
+    pub async fn open(&mut self) {
+        self.open = self.servers.read().await;
+        self.complete &= self.open.is_some();
+    }
+
+    /// Stops counting, adding what the servers did since [`open`](Self::open).
+    pub async fn close(&mut self) {
+        match (self.open.take(), self.servers.read().await) {
+            (Some(before), Some(after)) => self.total.add(&before.since(&after)),
+            _ => self.complete = false,
+        }
+    }
+
+    /// Server µs per call over every window; `None` if nothing was called or
+    /// a counter could not be read (a partial sum would mislead).
+    pub fn per_call(&self) -> Option<f64> {
+        if self.complete { self.total.per_call() } else { None }
     }
 }
 
@@ -159,6 +217,10 @@ mod tests {
         );
         assert_eq!(before.per_call_since(&scripted), Some(5.0));
         assert_eq!(before.per_call_since(&before), None);
+        // Growths add up: two windows of 5 µs per script call are 5 µs.
+        let mut total = before.since(&scripted);
+        total.add(&before.since(&scripted));
+        assert_eq!(total.per_call(), Some(5.0));
     }
 
     #[test]
