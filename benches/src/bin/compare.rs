@@ -209,7 +209,7 @@ async fn main() -> std::process::ExitCode {
     }
     if !server_costs.is_empty() {
         preamble.push_str(
-            "\nRedis server CPU per call (`INFO commandstats`, diffed around each cell; \
+            "\nRedis server CPU per call (`INFO commandstats`, diffed around each cell's timed loops, not its setup or cleanup; \
              a cluster's summed over its masters):\n\n",
         );
         preamble.push_str(&server_cpu::table(&server_costs));
