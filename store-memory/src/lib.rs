@@ -28,6 +28,10 @@
 //! - **Expired records are reclaimed without scans.** Each shard keeps an
 //!   index ordered by expiry; eviction and
 //!   [`delete_expired`](session_core::SessionStore::delete_expired) take from its front.
+//!   A renewal (`touch`, or a write that moves the expiry later) leaves the
+//!   session's index entry where it is, so it costs no index change; the
+//!   front is moved on to the renewed expiry when eviction or the sweep
+//!   reaches it, so both still go by each session's latest expiry.
 //! - **Durability: none.** Everything is lost when the process exits.
 //!
 //! ```

@@ -4,13 +4,21 @@
 //! Invariants, kept by `insert`, `remove`, `add_mark` and `remove_mark` (the
 //! only places that add or remove records and marks):
 //!
-//! - every record in `records` has exactly one entry `(expires_at, key)` in
-//!   `anonymous_by_expiry` (no owner) or `owned_by_expiry` (an owner), and
-//!   one entry in `by_owner[owner]` if it has an owner; no index holds
-//!   anything else. Every other method goes through those, or changes
-//!   `expires_at` through `set_expiry` and the owner through a re-insert;
+//! - every record in `records` has exactly one entry `(indexed_at, key)` in
+//!   `anonymous_by_expiry` (no owner) or `owned_by_expiry` (an owner), its
+//!   `indexed_at` never later than its `expires_at`, and one entry in
+//!   `by_owner[owner]` if it has an owner; no index holds anything else.
+//!   Every other method goes through those, or changes `expires_at` through
+//!   `set_expiry` and the owner through a re-insert;
 //! - every mark in `marks` has exactly one entry `(until, key)` in
 //!   `marks_by_until`; a key holds a record or a mark, never both.
+//!
+//! An entry may be early: a renewal (the most frequent write) only moves a
+//! record's `expires_at` later and leaves its entry where it is, so it costs
+//! no index change. Eviction and the sweep read the expiry indexes from the
+//! front, and move an early entry they meet there to its record's
+//! `expires_at` before acting on it ([`settle`]); the first entry is then
+//! exact, and, as no entry is later than its record's expiry, the soonest.
 //!
 //! Records and marks together never exceed the shard's capacity. When a full
 //! shard must take one more, `insert` evicts, in this order, whatever is
@@ -32,6 +40,9 @@ pub(crate) struct Entry {
     pub(crate) data: Bytes,
     pub(crate) created_at: Timestamp,
     pub(crate) expires_at: Timestamp,
+    /// Where its expiry-index entry is filed: `expires_at` when filed, and
+    /// earlier after a renewal (see the module docs).
+    pub(crate) indexed_at: Timestamp,
     // Arc<str>: the owner index shares the same allocation.
     pub(crate) owner: Option<Arc<str>>,
 }
@@ -43,6 +54,7 @@ impl Entry {
             data: r.data,
             created_at: r.created_at,
             expires_at: r.expires_at,
+            indexed_at: r.expires_at,
             owner: r.owner.map(Arc::from),
         }
     }
@@ -82,10 +94,12 @@ impl Hasher for KeyHasher {
 
 type ExpiryIndex = BTreeSet<(Timestamp, StoreKey)>;
 
-/// Moves `entry`'s expiry to `expires_at`, and its entry in the expiry index
-/// it is in (`owned` if it has an owner, else `anonymous`) with it. Takes the
-/// indexes and the entry apart from the shard, so a write finds its record
-/// once.
+/// Moves `entry`'s expiry to `expires_at`. Later (a renewal) leaves its
+/// expiry-index entry where it is; earlier than where it is filed moves the
+/// entry too, in the index it is in (`owned` if it has an owner, else
+/// `anonymous`), so that no entry is later than its record's expiry. Takes
+/// the indexes and the entry apart from the shard, so a write finds its
+/// record once.
 fn set_expiry(
     anonymous: &mut ExpiryIndex,
     owned: &mut ExpiryIndex,
@@ -93,11 +107,37 @@ fn set_expiry(
     entry: &mut Entry,
     expires_at: Timestamp,
 ) {
-    if entry.expires_at != expires_at {
+    if expires_at < entry.indexed_at {
         let index = if entry.owner.is_some() { owned } else { anonymous };
-        index.remove(&(entry.expires_at, *key));
+        index.remove(&(entry.indexed_at, *key));
         index.insert((expires_at, *key));
-        entry.expires_at = expires_at;
+        entry.indexed_at = expires_at;
+    }
+    entry.expires_at = expires_at;
+}
+
+/// The first entry of `index` once it is exact: every early entry met at
+/// the front (its record renewed since it was filed) is moved to its
+/// record's `expires_at` first. That first entry is then the soonest expiry
+/// of the index, since no entry is later than its record's. Each move is
+/// the deferred index change of a renewal, so the work is bounded by the
+/// renewals made since.
+fn settle(index: &mut ExpiryIndex, records: &mut KeyMap<Entry>) -> Option<(Timestamp, StoreKey)> {
+    loop {
+        let (at, key) = *index.first()?;
+        match records.get_mut(&key) {
+            Some(entry) if entry.expires_at > at => {
+                index.pop_first();
+                index.insert((entry.expires_at, key));
+                entry.indexed_at = entry.expires_at;
+            }
+            Some(_) => return Some((at, key)),
+            // No record: the invariant says this cannot be; drop the entry
+            // rather than evict or count a record that is not there.
+            None => {
+                index.pop_first();
+            }
+        }
     }
 }
 
@@ -153,14 +193,16 @@ impl Shard {
 
     /// Inserts (or replaces) `key`, removing a mark under it, and evicting
     /// first if the shard is full (see the module docs for the order).
-    pub(crate) fn insert(&mut self, key: StoreKey, entry: Entry, now: Timestamp) {
+    pub(crate) fn insert(&mut self, key: StoreKey, mut entry: Entry, now: Timestamp) {
         self.remove(&key);
         self.remove_mark(&key);
         if self.held() >= self.capacity {
             self.evict_one(now);
         }
         let owned = entry.owner.is_some();
-        self.expiry_index(owned).insert((entry.expires_at, key));
+        // Filed fresh, at its own expiry.
+        entry.indexed_at = entry.expires_at;
+        self.expiry_index(owned).insert((entry.indexed_at, key));
         if let Some(owner) = &entry.owner {
             self.by_owner.entry(Arc::clone(owner)).or_default().insert(key);
         }
@@ -169,8 +211,8 @@ impl Shard {
 
     /// Removes the one record or mark least worth keeping.
     fn evict_one(&mut self, now: Timestamp) {
-        let anonymous = self.anonymous_by_expiry.first().copied();
-        let owned = self.owned_by_expiry.first().copied();
+        let anonymous = settle(&mut self.anonymous_by_expiry, &mut self.records);
+        let owned = settle(&mut self.owned_by_expiry, &mut self.records);
         let mark = self.marks_by_until.first().copied();
         // The soonest of all, if it has already ended: reclaiming it costs
         // nobody anything.
@@ -191,7 +233,7 @@ impl Shard {
     pub(crate) fn remove(&mut self, key: &StoreKey) -> Option<Entry> {
         let entry = self.records.remove(key)?;
         let owned = entry.owner.is_some();
-        self.expiry_index(owned).remove(&(entry.expires_at, *key));
+        self.expiry_index(owned).remove(&(entry.indexed_at, *key));
         if let Some(owner) = &entry.owner {
             self.unindex_owner(owner, key);
         }
@@ -294,6 +336,7 @@ impl Shard {
             data: write.data,
             created_at: old.created_at,
             expires_at: write.expires_at,
+            indexed_at: write.expires_at,
             owner: write.owner.map(Arc::from),
         };
         self.insert(*key, entry, now);
@@ -369,7 +412,7 @@ impl Shard {
         let mut live = 0;
         for key in keys {
             if let Some(entry) = self.records.remove(&key) {
-                self.owned_by_expiry.remove(&(entry.expires_at, key));
+                self.owned_by_expiry.remove(&(entry.indexed_at, key));
                 live += u64::from(entry.expires_at.is_live_at(now));
             }
         }
@@ -387,11 +430,13 @@ impl Shard {
         }
         let mut removed = 0;
         while removed < limit {
-            let soonest = [self.anonymous_by_expiry.first(), self.owned_by_expiry.first()]
-                .into_iter()
-                .flatten()
-                .min()
-                .copied();
+            let soonest = [
+                settle(&mut self.anonymous_by_expiry, &mut self.records),
+                settle(&mut self.owned_by_expiry, &mut self.records),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             match soonest {
                 Some((expires_at, key)) if !expires_at.is_live_at(now) => {
                     self.remove(&key);

@@ -247,3 +247,68 @@ async fn rotation_marks_are_evicted_before_sessions() {
         );
     }
 }
+
+/// A renewal leaves the session's expiry-index entry early (that is what
+/// makes it cheap); eviction must still go by the renewed expiry.
+#[tokio::test]
+async fn a_renewed_session_is_evicted_by_its_new_expiry_not_its_old_one() {
+    let store = MemoryStore::builder().max_sessions(3).build();
+    let now = Timestamp::now();
+    for (n, hours) in [(0, 1), (1, 2), (2, 3)] {
+        store
+            .create(anonymous(n, now, hours * HOUR), now)
+            .await
+            .expect("create");
+    }
+    // 0 now ends last but one; 1 is the soonest.
+    let renewed = anonymous(0, now, HOUR).key;
+    assert!(store.touch(&renewed, now + 4 * HOUR, now).await.expect("touch"));
+    store.create(anonymous(3, now, 5 * HOUR), now).await.expect("create");
+    assert!(
+        store.load(&renewed, now).await.expect("load").is_some(),
+        "the renewed session was evicted"
+    );
+    let soonest = anonymous(1, now, HOUR).key;
+    assert!(
+        store.load(&soonest, now).await.expect("load").is_none(),
+        "the soonest was kept"
+    );
+    assert_eq!(store.len(), 3);
+}
+
+/// The sweep removes what has expired by each record's latest expiry: not a
+/// renewed session whose index entry is early, and a session whose expiry an
+/// overwrite brought forward, at its new expiry.
+#[tokio::test]
+async fn the_sweep_goes_by_each_records_latest_expiry() {
+    let store = MemoryStore::builder().max_sessions(1000).build();
+    let now = Timestamp::now();
+    let minutes = |m: u32| Duration::from_secs(60 * u64::from(m));
+    let (renewed, plain, shortened) = (
+        anonymous(0, now, HOUR),
+        anonymous(1, now, 2 * HOUR),
+        anonymous(2, now, 5 * HOUR),
+    );
+    for r in [&renewed, &plain, &shortened] {
+        store.create(r.clone(), now).await.expect("create");
+    }
+    assert!(store.touch(&renewed.key, now + 3 * HOUR, now).await.expect("touch"));
+    let earlier = session_core::Overwrite {
+        data: Bytes::from_static(b"\x01x"),
+        expires_at: now + minutes(30),
+        owner: None,
+    };
+    store.overwrite(&shortened.key, earlier, now).await.expect("overwrite");
+    // At 90 minutes only the shortened one has ended; the renewed one's
+    // entry (filed at 60 minutes) must not take it.
+    assert_eq!(store.delete_expired(now + minutes(90), 100).await.expect("sweep"), 1);
+    let live = async |key: &StoreKey, at: Timestamp| store.load(key, at).await.expect("load").is_some();
+    assert!(!live(&shortened.key, now).await);
+    assert!(live(&renewed.key, now + minutes(90)).await);
+    assert!(live(&plain.key, now + minutes(90)).await);
+    assert_eq!(store.delete_expired(now + minutes(150), 100).await.expect("sweep"), 1);
+    assert!(live(&renewed.key, now + minutes(150)).await);
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.delete_expired(now + minutes(200), 100).await.expect("sweep"), 1);
+    assert_eq!(store.len(), 0);
+}
