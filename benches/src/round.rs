@@ -4,7 +4,7 @@
 //! between [`Round::start`] and [`Round::finish`].
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::arena::Arena;
 use crate::lineup::Lineup;
@@ -22,6 +22,19 @@ pub fn store_sizes(large: bool) -> Vec<usize> {
         .collect()
 }
 
+/// From this store size on, a round waits [`SETTLE`] after its preloads.
+pub const SETTLE_FROM: usize = 1_000_000;
+
+/// How long a round waits after preloading [`SETTLE_FROM`] sessions or more
+/// into every contender, before the first cell. Redis grows its keyspace
+/// table by incremental rehashing (a step per command, and 1 ms of its
+/// cron every 100 ms), so after millions of inserts the cells measured
+/// first paid for it: the first contender's `load` at 1M sessions was
+/// 1.39–1.48× its latency at 10k, while the same `GET` measured four cells
+/// later was 1.07×; after this wait, the first was 1.04×. Not a timing a
+/// result depends on: a wait too short only makes the first cells slower.
+pub const SETTLE: Duration = Duration::from_secs(15);
+
 /// The preloaded contenders of one store size.
 pub struct Round {
     lineup: Lineup,
@@ -33,8 +46,9 @@ pub struct Round {
 
 impl Round {
     /// Assembles the lineup and preloads `store_size` sessions into every
-    /// contender (timed, with progress on stderr). A contender whose preload
-    /// fails is left out, with a note.
+    /// contender (timed, with progress on stderr), then, for a large store,
+    /// waits [`SETTLE`]. A contender whose preload fails is left out, with
+    /// a note.
     pub async fn start(store_size: usize) -> Round {
         let lineup = Lineup::assemble().await;
         let mut notes = Vec::new();
@@ -56,6 +70,10 @@ impl Round {
                     notes.push(format!("SKIPPED {}: preload failed: {e}", contender.id()));
                 }
             }
+        }
+        if store_size >= SETTLE_FROM {
+            eprintln!("letting the servers settle for {SETTLE:?} after the preloads");
+            tokio::time::sleep(SETTLE).await;
         }
         Round { lineup, arenas, notes }
     }
